@@ -1,0 +1,91 @@
+"""Atomic, safe checkpoints.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, written to a
+temporary file in the same folder and moved into place with ``os.replace``, so a crash or a
+full disk never leaves a half-written file where a good one was. Loading uses
+``torch.load(weights_only=True)``, which refuses pickles that would run code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["save_checkpoint", "load_checkpoint", "config_dict", "CheckpointError"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, corrupt, unsafe, or for another model/config."""
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A model config dataclass as a plain dict (what checkpoints store and compare)."""
+    if cfg is None:
+        return {}
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        out = dataclasses.asdict(cfg)
+    elif isinstance(cfg, dict):
+        out = dict(cfg)
+    else:
+        raise TypeError(f"config must be a dataclass instance or a dict, got {type(cfg).__name__}")
+    # Tuples become lists so a saved-and-loaded config compares equal to a fresh one.
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically; the old file survives any failure."""
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be a dict, got {type(state).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike, *, expect_config: Any = None, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Raises :class:`CheckpointError` (a ``ValueError``) if the file is missing, truncated or
+    corrupt, would need to execute code to load, or (with ``expect_config``) was saved for a
+    different model configuration.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refused to load {path}: it is not a plain tensor checkpoint (weights_only=True "
+            f"rejects objects that could run code when unpickled): {exc}"
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, ImportError) as exc:
+        raise CheckpointError(f"{path} is corrupt or truncated and cannot be loaded: {exc}") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} does not hold a checkpoint dict (got {type(state).__name__})")
+    if expect_config is not None:
+        want, got = config_dict(expect_config), state.get("config")
+        if got != want:
+            diff = sorted(k for k in set(want) | set(got or {}) if (got or {}).get(k) != want.get(k))
+            raise CheckpointError(
+                f"{path} was saved for a different configuration (fields that differ: {diff}); "
+                f"expected {want}, found {got}"
+            )
+    return state

@@ -1,0 +1,171 @@
+"""Plots the chapters share. Every function returns a matplotlib ``Figure`` (never shows it).
+
+Shapes: images (B, C, H, W) or (B, H, W) in [0, 1]; points (N, 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+__all__ = ["image_grid", "grid_array", "latent_map", "training_curves", "density_2d", "scatter_2d", "animate"]
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
+def grid_array(images: Any, nrow: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile a batch of images into one (H', W') or (H', W', 3) array in [0, 1]."""
+    x = _to_numpy(images)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"images must be (B, H, W) or (B, C, H, W) with C in (1, 3), got {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError("images is an empty batch")
+    b, c, h, w = x.shape
+    nrow = nrow or int(np.ceil(np.sqrt(b)))
+    ncol = int(np.ceil(b / nrow))
+    out = np.ones((c, ncol * (h + pad) + pad, nrow * (w + pad) + pad), dtype=np.float32)
+    for i in range(b):
+        r, q = divmod(i, nrow)
+        out[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = x[i]
+    out = np.clip(out, 0.0, 1.0)
+    return out[0] if c == 1 else out.transpose(1, 2, 0)
+
+
+def image_grid(images: Any, nrow: int | None = None, *, title: str | None = None, size: float = 4.0, ax=None):
+    """A grid of images (e.g. samples) in one axes."""
+    arr = grid_array(images, nrow)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(size, size * arr.shape[0] / arr.shape[1]))
+    else:
+        fig = ax.figure
+    ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def latent_map(z: Any, labels: Any = None, *, title: str = "latent space", ax=None, s: float = 6):
+    """Scatter of 2-D latent codes coloured by label (e.g. the digit)."""
+    z = _to_numpy(z)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"z must be (N, 2), got {z.shape}")
+    fig, ax = (plt.subplots(figsize=(5.5, 4.5)) if ax is None else (ax.figure, ax))
+    if labels is None:
+        ax.scatter(z[:, 0], z[:, 1], s=s, alpha=0.7)
+    else:
+        lab = _to_numpy(labels).astype(int)
+        sc = ax.scatter(z[:, 0], z[:, 1], c=lab, cmap="tab10", s=s, alpha=0.8, vmin=-0.5, vmax=9.5)
+        fig.colorbar(sc, ax=ax, ticks=range(10), label="label")
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.set_title(title)
+    return fig
+
+
+def training_curves(history: Any, keys: Sequence[str] | None = None, *, smooth: int = 0, logy: bool = False, title: str | None = None):
+    """Training (solid) and validation (dots) curves from a ``History`` or a dict of lists."""
+    logs = history.logs if hasattr(history, "logs") else dict(history)
+    steps = getattr(history, "step", None) or None
+    keys = list(keys) if keys else list(logs)
+    if not keys:
+        raise ValueError("nothing to plot: the history has no logs")
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    for ax, k in zip(axes[0], keys, strict=True):
+        y = np.asarray(logs[k], dtype=float)
+        x = np.asarray(steps if steps and len(steps) == len(y) else np.arange(1, len(y) + 1))
+        ax.plot(x, y, alpha=0.35 if smooth > 1 else 1.0, lw=1, label="train")
+        if smooth > 1 and len(y) >= smooth:
+            kernel = np.ones(smooth) / smooth
+            ax.plot(x[smooth - 1 :], np.convolve(y, kernel, mode="valid"), lw=2, label=f"train (mean of {smooth})")
+        val = getattr(history, "val", {})
+        if k in val and val[k]:
+            ax.plot(history.val_step, val[k], "o-", label="validation")
+        ax.set_xlabel("step")
+        ax.set_title(k)
+        if logy:
+            ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_2d(points: Any, labels: Any = None, *, ax=None, title: str | None = None, s: float = 3, lim: float | None = None):
+    """Scatter of 2-D points (N, 2)."""
+    p = _to_numpy(points)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"points must be (N, 2), got {p.shape}")
+    fig, ax = (plt.subplots(figsize=(4, 4)) if ax is None else (ax.figure, ax))
+    c = None if labels is None else _to_numpy(labels)
+    ax.scatter(p[:, 0], p[:, 1], c=c, s=s, cmap="tab10" if c is not None else None, alpha=0.6)
+    ax.set_aspect("equal")
+    if lim is not None:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def density_2d(
+    log_prob: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    lim: float = 4.0,
+    resolution: int = 150,
+    ax=None,
+    title: str | None = None,
+    points: Any = None,
+):
+    """Heat map of ``exp(log_prob(xy))`` on a square grid, optionally with data points on top."""
+    xs = torch.linspace(-lim, lim, resolution)
+    gx, gy = torch.meshgrid(xs, xs, indexing="xy")
+    grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+    with torch.no_grad():
+        dens = log_prob(grid).exp().reshape(resolution, resolution)
+    fig, ax = (plt.subplots(figsize=(4, 4)) if ax is None else (ax.figure, ax))
+    ax.imshow(_to_numpy(dens), origin="lower", extent=(-lim, lim, -lim, lim), cmap="magma")
+    if points is not None:
+        p = _to_numpy(points)
+        ax.scatter(p[:, 0], p[:, 1], s=1, c="cyan", alpha=0.3)
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def animate(frames: Sequence[Any], *, titles: Sequence[str] | None = None, interval: int = 400, size: float = 3.5) -> str:
+    """A JavaScript animation (HTML string) of image arrays; plays in the static book with no kernel.
+
+    Display it with ``IPython.display.HTML(animate(frames))``.
+    """
+    from matplotlib import animation
+
+    if len(frames) == 0:
+        raise ValueError("animate needs at least one frame")
+    arrays = [_to_numpy(f) for f in frames]
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.set_axis_off()
+    im = ax.imshow(arrays[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+
+    def update(i: int):
+        im.set_data(arrays[i])
+        if titles is not None:
+            ax.set_title(titles[i])
+        return (im,)
+
+    anim = animation.FuncAnimation(fig, update, frames=len(arrays), interval=interval, blit=False)
+    html = anim.to_jshtml(default_mode="once")
+    plt.close(fig)
+    return html

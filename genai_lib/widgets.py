@@ -1,0 +1,169 @@
+"""Interactive controls over a model's decoder, for JupyterLab/Colab *and* the static book.
+
+Two modes:
+
+- ``"live"``: sliders call Python; each move decodes the latent point and redraws the image.
+  Needs a running kernel (JupyterLab, Binder, Colab).
+- ``"static"``: every slider position is decoded once, in advance; the frames are stacked in
+  ``ipywidgets.Stack`` containers whose ``selected_index`` is linked to the sliders in the
+  browser (``jslink``), so the slider still works in the rendered book with no kernel.
+
+``mode="auto"`` picks static when the environment variable ``GENAI_BOOK=1`` is set (the book
+build sets it) and live otherwise. ipywidgets is imported lazily, inside the functions.
+
+The decoding itself is the plain function :func:`decode_point`, unit-tested without widgets.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["decode_point", "to_png", "latent_slider", "frame_slider", "widget_mode"]
+
+
+def widget_mode(mode: str = "auto") -> str:
+    """Resolve ``"auto"`` to ``"static"`` (book build, ``GENAI_BOOK=1``) or ``"live"``."""
+    if mode not in ("auto", "live", "static"):
+        raise ValueError(f"mode must be 'auto', 'live' or 'static', got {mode!r}")
+    if mode == "auto":
+        return "static" if os.environ.get("GENAI_BOOK", "") == "1" else "live"
+    return mode
+
+
+def decode_point(decode_fn: Callable[[torch.Tensor], torch.Tensor], values: Sequence[float]) -> np.ndarray:
+    """Decode one latent point and return a displayable image array in [0, 1].
+
+    ``decode_fn`` maps a (1, Z) float tensor to images (1, C, H, W), (1, H, W) or (1, H*W)
+    (square) in [0, 1]. Returns (H, W) for one channel, (H, W, 3) for three.
+    """
+    if not callable(decode_fn):
+        raise TypeError(f"decode_fn must be callable, got {type(decode_fn).__name__}")
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("values must hold at least one latent coordinate")
+    z = torch.tensor([vals], dtype=torch.float32)
+    with torch.no_grad():
+        out = decode_fn(z)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"decode_fn must return a tensor, got {type(out).__name__}")
+    img = out.detach().float().cpu()
+    if img.shape[0] != 1:
+        raise ValueError(f"decode_fn must return a batch of 1, got shape {tuple(img.shape)}")
+    img = img[0]
+    if img.dim() == 1:
+        side = int(round(img.numel() ** 0.5))
+        if side * side != img.numel():
+            raise ValueError(f"a flat output of {img.numel()} values is not a square image")
+        img = img.reshape(side, side)
+    if img.dim() == 3:
+        img = img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)
+    if img.dim() not in (2, 3):
+        raise ValueError(f"cannot display decoder output of shape {tuple(out.shape)}")
+    return img.clamp(0, 1).numpy()
+
+
+def to_png(image: np.ndarray, scale: int = 4) -> bytes:
+    """PNG bytes of an image array in [0, 1], upscaled by ``scale`` (nearest neighbour)."""
+    import matplotlib.image as mpimg
+
+    arr = np.asarray(image, dtype=np.float32)
+    arr = np.kron(arr, np.ones((scale, scale) + (1,) * (arr.ndim - 2), dtype=np.float32)) if scale > 1 else arr
+    buf = io.BytesIO()
+    mpimg.imsave(buf, np.clip(arr, 0, 1), cmap="gray", vmin=0, vmax=1, format="png")
+    return buf.getvalue()
+
+
+def _linked_stacks(sliders: Sequence[Any], frame: Callable[[tuple[int, ...]], bytes], sizes: Sequence[int], widgets, scale_px: int):
+    """Nested Stacks: level d is indexed by slider d; every Stack at level d is jslinked to it."""
+
+    def build(prefix: tuple[int, ...]):
+        depth = len(prefix)
+        if depth == len(sizes):
+            return widgets.Image(value=frame(prefix), format="png", width=scale_px, height=scale_px)
+        stack = widgets.Stack([build((*prefix, i)) for i in range(sizes[depth])], selected_index=sliders[depth].index)
+        widgets.jslink((sliders[depth], "index"), (stack, "selected_index"))
+        return stack
+
+    return build(())
+
+
+def latent_slider(
+    decode_fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    dims: int = 2,
+    bounds: float | Sequence[tuple[float, float]] = 3.0,
+    steps: int = 13,
+    names: Sequence[str] | None = None,
+    fixed: Sequence[float] | None = None,
+    mode: str = "auto",
+    scale: int = 6,
+):
+    """Sliders for the first ``dims`` latent coordinates, decoding an image as they move.
+
+    ``bounds`` is a half-width (same for every slider) or one ``(low, high)`` per slider;
+    ``steps`` positions per slider (static mode pre-renders ``steps ** dims`` frames, so keep
+    ``dims`` <= 3 there). ``fixed`` gives the values of any further latent coordinates.
+    """
+    import ipywidgets as widgets
+
+    if not isinstance(dims, int) or dims < 1:
+        raise ValueError(f"dims must be a positive int, got {dims!r}")
+    if not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+    ranges = [(-float(bounds), float(bounds))] * dims if isinstance(bounds, (int, float)) else [tuple(map(float, b)) for b in bounds]
+    if len(ranges) != dims or any(lo >= hi for lo, hi in ranges):
+        raise ValueError(f"bounds must give {dims} (low, high) pairs with low < high, got {bounds!r}")
+    names = list(names) if names is not None else [f"z{i + 1}" for i in range(dims)]
+    if len(names) != dims:
+        raise ValueError(f"names must have {dims} entries, got {len(names)}")
+    rest = [float(v) for v in (fixed or [])]
+    grids = [np.round(np.linspace(lo, hi, steps), 3) for lo, hi in ranges]
+    mode = widget_mode(mode)
+    if mode == "static" and steps**dims > 400:
+        raise ValueError(f"static mode would pre-render {steps ** dims} frames; lower steps or dims")
+
+    mid = [g[steps // 2] for g in grids]
+    first = decode_point(decode_fn, mid + rest)
+    px = first.shape[1] * scale
+    if mode == "static":
+        sliders = [
+            widgets.SelectionSlider(options=[f"{v:g}" for v in g], value=f"{g[steps // 2]:g}", description=n)
+            for n, g in zip(names, grids, strict=True)
+        ]
+
+        def frame(idx: tuple[int, ...]) -> bytes:
+            return to_png(decode_point(decode_fn, [grids[d][i] for d, i in enumerate(idx)] + rest), scale)
+
+        view = _linked_stacks(sliders, frame, [steps] * dims, widgets, px)
+    else:
+        sliders = [
+            widgets.FloatSlider(value=m, min=lo, max=hi, step=(hi - lo) / (4 * (steps - 1)), description=n)
+            for n, m, (lo, hi) in zip(names, mid, ranges, strict=True)
+        ]
+        view = widgets.Image(value=to_png(first, scale), format="png", width=px, height=px)
+
+        def redraw(_change=None) -> None:
+            view.value = to_png(decode_point(decode_fn, [s.value for s in sliders] + rest), scale)
+
+        for s in sliders:
+            s.observe(redraw, names="value")
+    return widgets.HBox([widgets.VBox(sliders), view])
+
+
+def frame_slider(frames: Sequence[np.ndarray], labels: Sequence[str], *, description: str = "", scale: int = 4):
+    """One slider over pre-rendered image frames (works with no kernel): e.g. a latent walk."""
+    import ipywidgets as widgets
+
+    if len(frames) == 0 or len(frames) != len(labels):
+        raise ValueError(f"need one label per frame and at least one frame, got {len(frames)} frames, {len(labels)} labels")
+    slider = widgets.SelectionSlider(options=list(labels), value=labels[0], description=description)
+    arrays = [np.asarray(f) for f in frames]
+    px = arrays[0].shape[1] * scale
+    stack = _linked_stacks([slider], lambda idx: to_png(arrays[idx[0]], scale), [len(arrays)], widgets, px)
+    return widgets.VBox([slider, stack])
