@@ -5,4 +5,3 @@ import tempfile
 
 os.environ.setdefault("GENAI_FAST", "1")
 os.environ.setdefault("GENAI_CACHE_DIR", tempfile.mkdtemp(prefix="genai_nbval_cache_"))
-os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")

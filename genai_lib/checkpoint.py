@@ -12,6 +12,7 @@ import dataclasses
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +70,15 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its index sits at the end
+        raise CheckpointError(f"{path} is corrupt or truncated: it is not a complete torch checkpoint archive")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"refused to load {path}: it is not a plain tensor checkpoint (weights_only=True "
-            f"rejects objects that could run code when unpickled): {exc}"
+            f"refused to load {path}: it holds objects other than tensors and plain data, which could run "
+            f"code when unpickled (loaded with weights_only=True; {first[:160]})"
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, ImportError) as exc:
         raise CheckpointError(f"{path} is corrupt or truncated and cannot be loaded: {exc}") from exc

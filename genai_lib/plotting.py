@@ -60,7 +60,7 @@ def latent_map(z: Any, labels: Any = None, *, title: str = "latent space", ax=No
     z = _to_numpy(z)
     if z.ndim != 2 or z.shape[1] != 2:
         raise ValueError(f"z must be (N, 2), got {z.shape}")
-    fig, ax = (plt.subplots(figsize=(5.5, 4.5)) if ax is None else (ax.figure, ax))
+    fig, ax = plt.subplots(figsize=(5.5, 4.5)) if ax is None else (ax.figure, ax)
     if labels is None:
         ax.scatter(z[:, 0], z[:, 1], s=s, alpha=0.7)
     else:
@@ -73,7 +73,9 @@ def latent_map(z: Any, labels: Any = None, *, title: str = "latent space", ax=No
     return fig
 
 
-def training_curves(history: Any, keys: Sequence[str] | None = None, *, smooth: int = 0, logy: bool = False, title: str | None = None):
+def training_curves(
+    history: Any, keys: Sequence[str] | None = None, *, smooth: int = 0, logy: bool = False, title: str | None = None
+):
     """Training (solid) and validation (dots) curves from a ``History`` or a dict of lists."""
     logs = history.logs if hasattr(history, "logs") else dict(history)
     steps = getattr(history, "step", None) or None
@@ -102,12 +104,14 @@ def training_curves(history: Any, keys: Sequence[str] | None = None, *, smooth: 
     return fig
 
 
-def scatter_2d(points: Any, labels: Any = None, *, ax=None, title: str | None = None, s: float = 3, lim: float | None = None):
+def scatter_2d(
+    points: Any, labels: Any = None, *, ax=None, title: str | None = None, s: float = 3, lim: float | None = None
+):
     """Scatter of 2-D points (N, 2)."""
     p = _to_numpy(points)
     if p.ndim != 2 or p.shape[1] != 2:
         raise ValueError(f"points must be (N, 2), got {p.shape}")
-    fig, ax = (plt.subplots(figsize=(4, 4)) if ax is None else (ax.figure, ax))
+    fig, ax = plt.subplots(figsize=(4, 4)) if ax is None else (ax.figure, ax)
     c = None if labels is None else _to_numpy(labels)
     ax.scatter(p[:, 0], p[:, 1], c=c, s=s, cmap="tab10" if c is not None else None, alpha=0.6)
     ax.set_aspect("equal")
@@ -134,7 +138,7 @@ def density_2d(
     grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
     with torch.no_grad():
         dens = log_prob(grid).exp().reshape(resolution, resolution)
-    fig, ax = (plt.subplots(figsize=(4, 4)) if ax is None else (ax.figure, ax))
+    fig, ax = plt.subplots(figsize=(4, 4)) if ax is None else (ax.figure, ax)
     ax.imshow(_to_numpy(dens), origin="lower", extent=(-lim, lim, -lim, lim), cmap="magma")
     if points is not None:
         p = _to_numpy(points)
@@ -145,7 +149,9 @@ def density_2d(
     return fig
 
 
-def animate(frames: Sequence[Any], *, titles: Sequence[str] | None = None, interval: int = 400, size: float = 3.5) -> str:
+def animate(
+    frames: Sequence[Any], *, titles: Sequence[str] | None = None, interval: int = 400, size: float = 3.5
+) -> str:
     """A JavaScript animation (HTML string) of image arrays; plays in the static book with no kernel.
 
     Display it with ``IPython.display.HTML(animate(frames))``.

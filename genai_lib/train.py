@@ -54,11 +54,19 @@ class History:
         """Most recent value of a training (or validation) log."""
         values = (self.val if val else self.logs).get(key)
         if not values:
-            raise KeyError(f"no {'validation ' if val else ''}log named {key!r}; have {sorted(self.val if val else self.logs)}")
+            raise KeyError(
+                f"no {'validation ' if val else ''}log named {key!r}; have {sorted(self.val if val else self.logs)}"
+            )
         return values[-1]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "logs": self.logs, "val_step": self.val_step, "val": self.val, "seconds": self.seconds}
+        return {
+            "step": self.step,
+            "logs": self.logs,
+            "val_step": self.val_step,
+            "val": self.val,
+            "seconds": self.seconds,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> History:
@@ -114,7 +122,9 @@ def _call_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, An
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, *, amp: bool | None = None, max_batches: int | None = None) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, loader: Iterable, *, amp: bool | None = None, max_batches: int | None = None
+) -> dict[str, float]:
     """Mean of ``loss`` and every log over a loader (weighted by batch size), in eval mode."""
     device = model_device(model)
     was_training = model.training
@@ -138,7 +148,13 @@ def evaluate(model: nn.Module, loader: Iterable, *, amp: bool | None = None, max
 
 
 def _batch_size(batch: Any) -> int:
-    first = batch[0] if isinstance(batch, (list, tuple)) else next(iter(batch.values())) if isinstance(batch, dict) else batch
+    first = (
+        batch[0]
+        if isinstance(batch, (list, tuple))
+        else next(iter(batch.values()))
+        if isinstance(batch, dict)
+        else batch
+    )
     return int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() else 1
 
 
@@ -233,7 +249,9 @@ def fit(
     if ckpt_path is not None and resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, expect_config=getattr(model, "cfg", None), map_location=device)
         if meta is not None and state.get("meta") != meta:
-            raise CheckpointError(f"{ckpt_path} was written by a different training run (meta differs); pass resume=False to start over")
+            raise CheckpointError(
+                f"{ckpt_path} was written by a different training run (meta differs); pass resume=False to start over"
+            )
         model.load_state_dict(state["model"])
         if "optimizer" in state:
             opt.load_state_dict(state["optimizer"])
@@ -262,7 +280,9 @@ def fit(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=step, desc=desc or f"train {type(model).__name__}", disable=not progress, leave=True)
+    bar = tqdm(
+        total=total, initial=step, desc=desc or f"train {type(model).__name__}", disable=not progress, leave=True
+    )
     pending: list[tuple[int, torch.Tensor, dict[str, Any]]] = []
 
     def flush() -> None:
@@ -311,7 +331,13 @@ def fit(
                     torch.nn.utils.clip_grad_norm_(params, grad_clip)
                 opt.step()
                 step += 1
-                pending.append((step, loss.detach(), {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in logs.items()}))
+                pending.append(
+                    (
+                        step,
+                        loss.detach(),
+                        {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in logs.items()},
+                    )
+                )
                 if step % log_every == 0 or step == total:
                     flush()
                 if val_loader is not None and val_every is not None and (step % val_every == 0 or step == total):
@@ -346,8 +372,14 @@ def _fingerprint(model: nn.Module, fit_kwargs: dict[str, Any], key: Any) -> dict
         for k, v in sorted(fit_kwargs.items())
         if isinstance(v, (int, float, str, bool, type(None))) and k not in ("progress", "log_every", "desc")
     }
-    blob = json.dumps({"config": config_dict(getattr(model, "cfg", None)), "fit": simple, "key": key}, sort_keys=True, default=str)
-    return {"model": type(model).__name__, "digest": hashlib.sha256(blob.encode()).hexdigest()[:16], "fit": json.dumps(simple, sort_keys=True)}
+    blob = json.dumps(
+        {"config": config_dict(getattr(model, "cfg", None)), "fit": simple, "key": key}, sort_keys=True, default=str
+    )
+    return {
+        "model": type(model).__name__,
+        "digest": hashlib.sha256(blob.encode()).hexdigest()[:16],
+        "fit": json.dumps(simple, sort_keys=True),
+    }
 
 
 def load_or_train(model: nn.Module, loader: Iterable, *, name: str, key: Any = None, **fit_kwargs: Any) -> History:
@@ -394,3 +426,280 @@ def cosine_schedule(warmup: int, total: int, final: float = 0.1) -> Callable[[in
         return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor
+
+
+# --------------------------------------------------------------------------- GANs: fit_gan
+# Appended for chapter 3. Alternating updates for models with ``d_loss(batch)`` and
+# ``g_loss(batch)`` (genai_lib.models.gan, genai_lib.models.vaegan); reuses the helpers above.
+
+
+@dataclass(frozen=True)
+class DivergenceRule:
+    """When :func:`fit_gan` declares a GAN run dead (besides any NaN/inf loss, always fatal).
+
+    The discriminator has "won" when its loss stays below ``d_loss_below`` while the
+    generator's loss stays above ``g_loss_above`` for ``patience`` consecutive steps: its
+    gradients then carry no signal and training will not recover. This rule is skipped for
+    critics (``cfg.loss == "wgan-gp"``), whose losses are unbounded scores, not probabilities.
+    """
+
+    d_loss_below: float = 1e-3  # D loss this close to 0 means D separates real from fake perfectly
+    g_loss_above: float = 10.0  # ... while G's loss explodes (-log D(G(z)) > 10: D(G(z)) < 5e-5)
+    patience: int = 200  # consecutive generator steps
+
+
+def _gan_param_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    if not (hasattr(model, "d_loss") and hasattr(model, "g_loss")):
+        raise TypeError(f"{type(model).__name__} needs d_loss(batch) and g_loss(batch) methods for fit_gan")
+    if not hasattr(model, "discriminator"):
+        raise TypeError(f"{type(model).__name__} needs a .discriminator submodule for fit_gan")
+    d_params = [p for p in model.discriminator.parameters() if p.requires_grad]
+    if hasattr(model, "generator_parameters"):
+        g_params = [p for p in model.generator_parameters() if p.requires_grad]
+    else:
+        d_ids = {id(p) for p in d_params}
+        g_params = [p for p in model.parameters() if p.requires_grad and id(p) not in d_ids]
+    if not d_params or not g_params:
+        raise ValueError(f"{type(model).__name__} needs trainable generator and discriminator parameters")
+    return g_params, d_params
+
+
+def _call_gan_loss(fn: Callable[[Any], Any], batch: Any, name: str) -> tuple[torch.Tensor, dict[str, Any]]:
+    out = fn(batch)
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+        raise TypeError(f"{name}(batch) must return (scalar, logs dict), got {type(out).__name__}")
+    if not isinstance(out[0], torch.Tensor) or out[0].dim() != 0:
+        raise TypeError(f"{name} must return a scalar tensor first")
+    return out
+
+
+def fit_gan(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    steps: int | None = None,
+    epochs: int | None = None,
+    lr_g: float = 2e-4,
+    lr_d: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    n_critic: int = 1,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
+    meta: dict[str, Any] | None = None,
+    amp: bool | None = None,
+    log_every: int = 1,
+    progress: bool = True,
+    desc: str | None = None,
+    callbacks: Sequence[Callable[[int, History], None]] = (),
+    divergence: DivergenceRule | None = DivergenceRule(),  # noqa: B008 (frozen, immutable)
+) -> History:
+    """Train a GAN by alternating ``n_critic`` discriminator steps with one generator step.
+
+    One *step* is one generator update; it consumes ``n_critic`` batches (one per D update;
+    the G update reuses the last one for its size and labels). ``epochs`` counts passes over
+    the loader, i.e. ``epochs * len(loader) // n_critic`` steps. Two Adam optimizers
+    (``betas=(0.5, 0.999)`` as in DCGAN): ``lr_d`` for ``model.discriminator``, ``lr_g`` for
+    the rest (or ``model.generator_parameters()`` if the model defines it). During the G step
+    the discriminator's parameters are frozen (no wasted gradients).
+
+    The history logs ``d_loss``, ``g_loss`` and every entry of both logs dicts per step.
+    Checkpoints (both optimizers, step, history, RNG) are written atomically every
+    ``checkpoint_every`` steps and at the end; ``resume=True`` continues batch for batch. A
+    NaN/inf loss, or a discriminator that has won (see :class:`DivergenceRule`; ``None``
+    turns that rule off), raises :class:`TrainingDivergedError` naming the step.
+    """
+    g_params, d_params = _gan_param_groups(model)
+    if (epochs is None) == (steps is None):
+        raise ValueError(f"give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
+    check_positive("n_critic", n_critic)
+    n_batches = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+    if n_batches == 0:
+        raise ValueError("the training loader is empty: it yields no batches")
+    if epochs is not None:
+        check_positive("epochs", epochs)
+        if n_batches is None:
+            raise ValueError("epochs needs a loader with len(); give steps instead")
+        total = max(1, epochs * n_batches // n_critic)
+    else:
+        check_positive("steps", steps)
+        total = int(steps)  # type: ignore[arg-type]
+    check_positive("lr_g", lr_g, integer=False)
+    check_positive("lr_d", lr_d, integer=False)
+    check_positive("log_every", log_every)
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= float(b) < 1 for b in betas)):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    if checkpoint_every is not None:
+        check_positive("checkpoint_every", checkpoint_every)
+        if checkpoint is None:
+            raise ValueError("checkpoint_every needs a checkpoint path")
+    if divergence is not None and not isinstance(divergence, DivergenceRule):
+        raise TypeError(f"divergence must be a DivergenceRule or None, got {type(divergence).__name__}")
+
+    device = model_device(model)
+    opt_g = torch.optim.Adam(g_params, lr=lr_g, betas=tuple(betas))
+    opt_d = torch.optim.Adam(d_params, lr=lr_d, betas=tuple(betas))
+    history = History()
+    step = 0
+    streak = 0  # consecutive steps matching the divergence rule
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    if ckpt_path is not None and resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, expect_config=getattr(model, "cfg", None), map_location=device)
+        if meta is not None and state.get("meta") != meta:
+            raise CheckpointError(
+                f"{ckpt_path} was written by a different training run (meta differs); pass resume=False to start over"
+            )
+        if "opt_g" not in state:
+            raise CheckpointError(f"{ckpt_path} is not a fit_gan checkpoint (no generator optimizer state)")
+        model.load_state_dict(state["model"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        history = History.from_dict(state.get("history", {}))
+        step, streak = int(state["step"]), int(state.get("streak", 0))
+        if "rng" in state:
+            _set_rng_state(state["rng"])
+        if step > total:
+            raise ValueError(f"{ckpt_path} is at step {step}, beyond the requested {total} steps")
+
+    def save() -> None:
+        if ckpt_path is not None:
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "model": model.state_dict(),
+                    "opt_g": opt_g.state_dict(),
+                    "opt_d": opt_d.state_dict(),
+                    "step": step,
+                    "total": total,
+                    "streak": streak,
+                    "n_critic": n_critic,
+                    "history": history.to_dict(),
+                    "rng": _rng_state(),
+                    "config": config_dict(getattr(model, "cfg", None)),
+                    "meta": meta or {},
+                },
+            )
+
+    def batches() -> Any:
+        """Endless batches, starting where ``step`` left off (exact for TensorLoader)."""
+        consumed = step * n_critic
+        epoch, offset = divmod(consumed, n_batches) if n_batches else (0, 0)
+        while True:
+            got = False
+            for b in _batches_from(loader, epoch, offset):
+                got = True
+                yield b
+            if not got:
+                raise ValueError("the training loader yielded no batches")
+            epoch, offset = epoch + 1, 0
+
+    critic_rule = getattr(getattr(model, "cfg", None), "loss", None) == "wgan-gp"
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=total, initial=step, desc=desc or f"train {type(model).__name__}", disable=not progress, leave=True
+    )
+    pending: list[tuple[int, torch.Tensor, torch.Tensor, dict[str, Any]]] = []
+
+    def flush() -> None:
+        nonlocal streak
+        if not pending:
+            return
+        pair = torch.stack([torch.stack([p[1].float(), p[2].float()]) for p in pending]).cpu()  # (n, 2)
+        for (s, _, _, logs), (dl, gl) in zip(pending, pair.tolist(), strict=True):
+            for name, value in (("discriminator", dl), ("generator", gl)):
+                if not math.isfinite(value):
+                    raise TrainingDivergedError(
+                        f"the {name} loss became {value} at step {s}; lower the learning rates, "
+                        f"check the data, or try loss='wgan-gp' (the last good checkpoint is kept)"
+                    )
+            if divergence is not None and not critic_rule:
+                streak = streak + 1 if (abs(dl) < divergence.d_loss_below and gl > divergence.g_loss_above) else 0
+                if streak >= divergence.patience:
+                    raise TrainingDivergedError(
+                        f"training diverged at step {s}: the discriminator loss stayed below "
+                        f"{divergence.d_loss_below} while the generator loss stayed above {divergence.g_loss_above} "
+                        f"for {divergence.patience} steps (D wins, G gets no gradient); lower lr_d, use label "
+                        f"smoothing or loss='wgan-gp' (pass divergence=None to disable this check)"
+                    )
+            history.step.append(s)
+            history.logs.setdefault("d_loss", []).append(dl)
+            history.logs.setdefault("g_loss", []).append(gl)
+            for k, v in logs.items():
+                history.logs.setdefault(k, []).append(float(v))
+        bar.update(len(pending))
+        bar.set_postfix(d=f"{history.logs['d_loss'][-1]:.4g}", g=f"{history.logs['g_loss'][-1]:.4g}")
+        pending.clear()
+        for cb in callbacks:
+            cb(step, history)
+
+    import time
+
+    t0 = time.perf_counter() - history.seconds
+    model.train()
+    stream = batches()
+    try:
+        while step < total:
+            for _ in range(n_critic):
+                batch = to_device(next(stream), device)
+                with autocast_for(device, amp):
+                    d_loss, d_logs = _call_gan_loss(model.d_loss, batch, "d_loss")
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+            for p in d_params:
+                p.requires_grad_(False)
+            try:
+                with autocast_for(device, amp):
+                    g_loss, g_logs = _call_gan_loss(model.g_loss, batch, "g_loss")
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+            finally:
+                for p in d_params:
+                    p.requires_grad_(True)
+            step += 1
+            logs = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in {**d_logs, **g_logs}.items()}
+            pending.append((step, d_loss.detach(), g_loss.detach(), logs))
+            if step % log_every == 0 or step == total:
+                flush()
+            if checkpoint_every is not None and step % checkpoint_every == 0 and step < total:
+                flush()
+                history.seconds = time.perf_counter() - t0
+                save()
+        flush()
+        history.seconds = time.perf_counter() - t0
+        save()
+    finally:
+        bar.close()
+    return history
+
+
+def load_or_train_gan(model: nn.Module, loader: Iterable, *, name: str, key: Any = None, **fit_kwargs: Any) -> History:
+    """:func:`load_or_train` for GANs: cached weights for ``name`` if trained identically, else ``fit_gan``.
+
+    The cache entry ``cache_dir()/name.pt`` matches on the model config, the simple keyword
+    arguments of :func:`fit_gan` and ``key``; an interrupted run resumes.
+    """
+    if not name or not isinstance(name, str) or any(c in name for c in "/\\"):
+        raise ValueError(f"name must be a non-empty file stem without slashes, got {name!r}")
+    for bad in ("checkpoint", "meta", "resume"):
+        if bad in fit_kwargs:
+            raise TypeError(f"load_or_train_gan manages {bad!r} itself")
+    path = cache_dir() / f"{name}.pt"
+    meta = _fingerprint(model, {**fit_kwargs, "trainer": "fit_gan"}, key)
+    resume = False
+    if path.exists():
+        try:
+            state = load_checkpoint(path, map_location=model_device(model))
+        except CheckpointError as exc:
+            warnings.warn(f"ignoring the cached checkpoint: {exc}; retraining", stacklevel=2)
+        else:
+            if state.get("meta") == meta and state.get("step") == state.get("total"):
+                model.load_state_dict(state["model"])
+                history = History.from_dict(state.get("history", {}))
+                history.from_cache = True
+                return history
+            resume = state.get("meta") == meta
+    fit_kwargs.setdefault("checkpoint_every", 200)
+    return fit_gan(model, loader, checkpoint=path, resume=resume, meta=meta, **fit_kwargs)

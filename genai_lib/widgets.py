@@ -79,7 +79,9 @@ def to_png(image: np.ndarray, scale: int = 4) -> bytes:
     return buf.getvalue()
 
 
-def _linked_stacks(sliders: Sequence[Any], frame: Callable[[tuple[int, ...]], bytes], sizes: Sequence[int], widgets, scale_px: int):
+def _linked_stacks(
+    sliders: Sequence[Any], frame: Callable[[tuple[int, ...]], bytes], sizes: Sequence[int], widgets, scale_px: int
+):
     """Nested Stacks: level d is indexed by slider d; every Stack at level d is jslinked to it."""
 
     def build(prefix: tuple[int, ...]):
@@ -116,7 +118,11 @@ def latent_slider(
         raise ValueError(f"dims must be a positive int, got {dims!r}")
     if not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps must be an int >= 2, got {steps!r}")
-    ranges = [(-float(bounds), float(bounds))] * dims if isinstance(bounds, (int, float)) else [tuple(map(float, b)) for b in bounds]
+    ranges = (
+        [(-float(bounds), float(bounds))] * dims
+        if isinstance(bounds, (int, float))
+        else [tuple(map(float, b)) for b in bounds]
+    )
     if len(ranges) != dims or any(lo >= hi for lo, hi in ranges):
         raise ValueError(f"bounds must give {dims} (low, high) pairs with low < high, got {bounds!r}")
     names = list(names) if names is not None else [f"z{i + 1}" for i in range(dims)]
@@ -126,7 +132,7 @@ def latent_slider(
     grids = [np.round(np.linspace(lo, hi, steps), 3) for lo, hi in ranges]
     mode = widget_mode(mode)
     if mode == "static" and steps**dims > 400:
-        raise ValueError(f"static mode would pre-render {steps ** dims} frames; lower steps or dims")
+        raise ValueError(f"static mode would pre-render {steps**dims} frames; lower steps or dims")
 
     mid = [g[steps // 2] for g in grids]
     first = decode_point(decode_fn, mid + rest)
@@ -161,7 +167,9 @@ def frame_slider(frames: Sequence[np.ndarray], labels: Sequence[str], *, descrip
     import ipywidgets as widgets
 
     if len(frames) == 0 or len(frames) != len(labels):
-        raise ValueError(f"need one label per frame and at least one frame, got {len(frames)} frames, {len(labels)} labels")
+        raise ValueError(
+            f"need one label per frame and at least one frame, got {len(frames)} frames, {len(labels)} labels"
+        )
     slider = widgets.SelectionSlider(options=list(labels), value=labels[0], description=description)
     arrays = [np.asarray(f) for f in frames]
     px = arrays[0].shape[1] * scale

@@ -11,7 +11,6 @@ import pytest
 # Notebooks executed by nbval inherit this environment: tiny data, few steps.
 os.environ.setdefault("GENAI_FAST", "1")
 os.environ.setdefault("GENAI_CACHE_DIR", tempfile.mkdtemp(prefix="genai_cache_"))
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 class NetworkBlockedError(RuntimeError):

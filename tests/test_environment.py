@@ -1,0 +1,75 @@
+"""The pip files and environment.yml describe one environment; the book config keeps its promises."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _requirements() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.lower()] = version
+    return pins
+
+
+def test_environment_yml_matches_requirements():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    env_pins = {}
+    for line in pip_section:
+        name, _, version = line.partition("==")
+        env_pins[name.strip().lower()] = version.strip()
+    assert env_pins == _requirements()
+    assert any(str(d).startswith("python=3.11") for d in env["dependencies"])
+
+
+def test_critical_pins():
+    pins = _requirements()
+    assert pins["torch"] == "2.13.0", "torch must be pinned exactly (an open range pulls a CUDA build)"
+    assert pins["jupyter-book"].startswith("1."), "the book is Jupyter Book 1.x (_config.yml + _toc.yml)"
+    assert all(v for k, v in pins.items() if k != "-e ."), "every requirement is pinned with =="
+
+
+def test_book_config_fails_on_errors():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cfg["execute"]["execute_notebooks"] == "cache"
+    assert cfg["execute"]["raise_on_error"] is True
+    assert cfg["bibtex_bibfiles"] == ["references.bib"]
+    assert {"_build*", ".*", "**/.*"} <= set(cfg["exclude_patterns"])
+
+
+def test_every_toc_file_exists_and_every_notebook_is_in_the_toc():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [ch["file"] for part in toc["parts"] for ch in part["chapters"]]
+    for part in toc["parts"]:
+        for ch in part["chapters"]:
+            files += [s["file"] for s in ch.get("sections", [])]
+    for f in files:
+        assert (ROOT / f).with_suffix(".md").exists() or (ROOT / f).with_suffix(".ipynb").exists(), f
+    notebooks = {
+        str(p.relative_to(ROOT).with_suffix(""))
+        for p in (ROOT / "chapters").rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts
+    }
+    assert notebooks <= set(files), f"notebooks missing from _toc.yml: {sorted(notebooks - set(files))}"
+    assert len(toc["parts"]) == 7
+
+
+def test_notebooks_are_committed_without_outputs():
+    import json
+
+    for nb in (ROOT / "chapters").rglob("*.ipynb"):
+        if ".ipynb_checkpoints" in nb.parts:
+            continue
+        cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+        dirty = [
+            i
+            for i, c in enumerate(cells)
+            if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
+        ]
+        assert not dirty, f"{nb.name}: cells {dirty} have outputs; strip them"

@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import torch
+
+from genai_lib import widgets
+
+
+def decoder(z):
+    """A fake decoder: the image brightness is sigmoid(z1 + z2)."""
+    return torch.sigmoid(z.sum(dim=1)).reshape(-1, 1, 1, 1).expand(-1, 1, 5, 5)
+
+
+def test_decode_point_is_the_decoder_output():
+    img = widgets.decode_point(decoder, [1.0, -1.0])
+    assert img.shape == (5, 5)
+    np.testing.assert_allclose(img, 0.5, atol=1e-6)
+    bright = widgets.decode_point(decoder, [3.0, 3.0])
+    assert bright.mean() > 0.99
+
+
+def test_decode_point_flat_and_rgb():
+    flat = widgets.decode_point(lambda z: torch.full((1, 16), 0.25), [0.0])
+    assert flat.shape == (4, 4)
+    rgb = widgets.decode_point(lambda z: torch.full((1, 3, 2, 2), 2.0), [0.0])
+    assert rgb.shape == (2, 2, 3) and rgb.max() == 1.0  # clamped
+
+
+@pytest.mark.parametrize(
+    "fn, values, exc, match",
+    [
+        (3, [0.0], TypeError, "callable"),
+        (decoder, [], ValueError, "at least one"),
+        (lambda z: np.zeros((1, 4)), [0.0], TypeError, "tensor"),
+        (lambda z: torch.zeros(2, 1, 4, 4), [0.0], ValueError, "batch of 1"),
+        (lambda z: torch.zeros(1, 15), [0.0], ValueError, "square"),
+    ],
+)
+def test_decode_point_bad(fn, values, exc, match):
+    with pytest.raises(exc, match=match):
+        widgets.decode_point(fn, values)
+
+
+def test_png_bytes():
+    png = widgets.to_png(np.zeros((4, 4)), scale=2)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_widget_mode(monkeypatch):
+    monkeypatch.setenv("GENAI_BOOK", "1")
+    assert widgets.widget_mode() == "static"
+    monkeypatch.setenv("GENAI_BOOK", "0")
+    assert widgets.widget_mode() == "live"
+    with pytest.raises(ValueError, match="mode"):
+        widgets.widget_mode("fancy")
+
+
+def test_static_slider_links_every_stack():
+    pytest.importorskip("ipywidgets")
+    import ipywidgets as w
+
+    box = widgets.latent_slider(decoder, dims=2, steps=3, mode="static", scale=1)
+    sliders = box.children[0].children
+    outer = box.children[1]
+    assert isinstance(outer, w.Stack) and len(outer.children) == 3
+    assert all(isinstance(inner, w.Stack) and len(inner.children) == 3 for inner in outer.children)
+    # The frame at (i, j) is the decoder at (grid[i], grid[j]): bottom-right is brightest.
+    frame = outer.children[2].children[2]
+    assert isinstance(frame, w.Image) and frame.value == widgets.to_png(widgets.decode_point(decoder, [3.0, 3.0]), 1)
+    assert sliders[0].index == 1 and outer.selected_index == 1
+
+
+def test_live_slider_redraws():
+    pytest.importorskip("ipywidgets")
+    box = widgets.latent_slider(decoder, dims=2, mode="live", scale=1)
+    s1, s2 = box.children[0].children
+    image = box.children[1]
+    s1.value, s2.value = 3.0, 3.0
+    assert image.value == widgets.to_png(widgets.decode_point(decoder, [3.0, 3.0]), 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dims": 0}, "dims"),
+        ({"steps": 1}, "steps"),
+        ({"bounds": [(1.0, -1.0), (0.0, 1.0)]}, "bounds"),
+        ({"names": ["a"]}, "names"),
+        ({"dims": 3, "steps": 9, "mode": "static"}, "pre-render"),
+    ],
+)
+def test_latent_slider_bad(kwargs, match):
+    pytest.importorskip("ipywidgets")
+    with pytest.raises(ValueError, match=match):
+        widgets.latent_slider(decoder, **kwargs)
+
+
+def test_frame_slider():
+    pytest.importorskip("ipywidgets")
+    box = widgets.frame_slider([np.zeros((3, 3)), np.ones((3, 3))], ["a", "b"])
+    assert len(box.children[1].children) == 2
+    with pytest.raises(ValueError, match="label"):
+        widgets.frame_slider([np.zeros((3, 3))], ["a", "b"])
