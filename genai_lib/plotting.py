@@ -21,6 +21,17 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def _detached(fig, own: bool = True):
+    """Detach a new figure from pyplot so it is displayed once: by the cell that returns it.
+
+    Jupyter's inline backend shows every figure pyplot still manages at the end of a cell *and*
+    the figure a cell returns, so an un-detached figure would appear twice.
+    """
+    if own:
+        plt.close(fig)
+    return fig
+
+
 def grid_array(images: Any, nrow: int | None = None, pad: int = 1) -> np.ndarray:
     """Tile a batch of images into one (H', W') or (H', W', 3) array in [0, 1]."""
     x = _to_numpy(images)
@@ -43,6 +54,7 @@ def grid_array(images: Any, nrow: int | None = None, pad: int = 1) -> np.ndarray
 
 def image_grid(images: Any, nrow: int | None = None, *, title: str | None = None, size: float = 4.0, ax=None):
     """A grid of images (e.g. samples) in one axes."""
+    own = ax is None
     arr = grid_array(images, nrow)
     if ax is None:
         fig, ax = plt.subplots(figsize=(size, size * arr.shape[0] / arr.shape[1]))
@@ -52,11 +64,12 @@ def image_grid(images: Any, nrow: int | None = None, *, title: str | None = None
     ax.set_axis_off()
     if title:
         ax.set_title(title)
-    return fig
+    return _detached(fig, own)
 
 
 def latent_map(z: Any, labels: Any = None, *, title: str = "latent space", ax=None, s: float = 6):
     """Scatter of 2-D latent codes coloured by label (e.g. the digit)."""
+    own = ax is None
     z = _to_numpy(z)
     if z.ndim != 2 or z.shape[1] != 2:
         raise ValueError(f"z must be (N, 2), got {z.shape}")
@@ -70,7 +83,7 @@ def latent_map(z: Any, labels: Any = None, *, title: str = "latent space", ax=No
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     ax.set_title(title)
-    return fig
+    return _detached(fig, own)
 
 
 def training_curves(
@@ -101,13 +114,14 @@ def training_curves(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return fig
+    return _detached(fig)
 
 
 def scatter_2d(
     points: Any, labels: Any = None, *, ax=None, title: str | None = None, s: float = 3, lim: float | None = None
 ):
     """Scatter of 2-D points (N, 2)."""
+    own = ax is None
     p = _to_numpy(points)
     if p.ndim != 2 or p.shape[1] != 2:
         raise ValueError(f"points must be (N, 2), got {p.shape}")
@@ -120,7 +134,7 @@ def scatter_2d(
         ax.set_ylim(-lim, lim)
     if title:
         ax.set_title(title)
-    return fig
+    return _detached(fig, own)
 
 
 def density_2d(
@@ -133,6 +147,7 @@ def density_2d(
     points: Any = None,
 ):
     """Heat map of ``exp(log_prob(xy))`` on a square grid, optionally with data points on top."""
+    own = ax is None
     xs = torch.linspace(-lim, lim, resolution)
     gx, gy = torch.meshgrid(xs, xs, indexing="xy")
     grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
@@ -146,7 +161,7 @@ def density_2d(
     ax.set_aspect("equal")
     if title:
         ax.set_title(title)
-    return fig
+    return _detached(fig, own)
 
 
 def animate(

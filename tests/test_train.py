@@ -42,7 +42,14 @@ def test_lr_schedule_is_applied():
         seen.append(opt.param_groups[0]["lr"])
 
     train.fit(
-        model, _loader(), steps=3, optimizer=opt, lr_schedule=lambda s: 1.0 / (s + 1), callbacks=[cb], progress=False
+        model,
+        _loader(),
+        steps=3,
+        optimizer=opt,
+        lr_schedule=lambda s: 1.0 / (s + 1),
+        callbacks=[cb],
+        log_every=1,
+        progress=False,
     )
     assert seen == pytest.approx([0.1, 0.05, 0.1 / 3])
 
@@ -85,7 +92,9 @@ def test_checkpoint_every_writes_intermediate(tmp_path):
         if ckpt.exists():
             seen.append(torch.load(ckpt, weights_only=True)["step"])
 
-    train.fit(model, _loader(), steps=9, checkpoint=ckpt, checkpoint_every=4, callbacks=[cb], progress=False)
+    train.fit(
+        model, _loader(), steps=9, checkpoint=ckpt, checkpoint_every=4, callbacks=[cb], log_every=1, progress=False
+    )
     assert 4 in seen and 8 in seen
     assert torch.load(ckpt, weights_only=True)["step"] == 9
 
