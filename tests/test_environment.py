@@ -6,6 +6,18 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Notebooks that nbval already executes (fast mode) but that are not yet in the book's table of
+# contents, because their full-mode run has not been verified end to end. Each must move into
+# _toc.yml (and out of this set) before its issue is resolved.
+DRAFTS = {
+    "chapters/03_gans/03a_gan_theory_and_toy",
+    "chapters/03_gans/03b_dcgan_mnist",
+    "chapters/03_gans/03c_conditional_and_vaegan",
+    "chapters/07_language_models/07_language_models",
+    "chapters/08_transformers/08a_attention",
+    "chapters/08_transformers/08b_gpt",
+}
+
 
 def _requirements() -> dict[str, str]:
     pins = {}
@@ -56,7 +68,10 @@ def test_every_toc_file_exists_and_every_notebook_is_in_the_toc():
         for p in (ROOT / "chapters").rglob("*.ipynb")
         if ".ipynb_checkpoints" not in p.parts
     }
-    assert notebooks <= set(files), f"notebooks missing from _toc.yml: {sorted(notebooks - set(files))}"
+    missing = notebooks - set(files) - DRAFTS
+    assert not missing, f"notebooks missing from _toc.yml: {sorted(missing)}"
+    assert not (DRAFTS & set(files)), "a notebook in the toc is still listed as a draft"
+    assert all((ROOT / f).with_suffix(".ipynb").exists() for f in DRAFTS), "a listed draft does not exist"
     assert len(toc["parts"]) == 7
 
 

@@ -1,0 +1,110 @@
+"""Building blocks shared by several models (VAE, VAE-GAN, DCGAN, ...).
+
+A block moves here the second time it is needed; it is never copied (STYLE.md).
+
+Shape legend: B batch, D feature/latent dimension, C channels, H x W = 28 x 28 images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from genai_lib._checks import check_positive
+
+__all__ = ["ConvDecoder28", "ConvEncoder28", "mlp"]
+
+
+def mlp(
+    sizes: Sequence[int],
+    activation: Callable[[], nn.Module] = nn.ReLU,
+    final_activation: Callable[[], nn.Module] | None = None,
+) -> nn.Sequential:
+    """A multilayer perceptron ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
+
+    ``activation`` (a module class or factory, e.g. ``nn.ReLU``) follows every hidden layer;
+    ``final_activation`` (or nothing) follows the last one. Input (B, sizes[0]) -> (B, sizes[-1]).
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"mlp needs at least 2 sizes (input and output), got {sizes}")
+    for i, s in enumerate(sizes):
+        check_positive(f"mlp sizes[{i}]", s)
+    layers: list[nn.Module] = []
+    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(d_in, d_out))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+        elif final_activation is not None:
+            layers.append(final_activation())
+    return nn.Sequential(*layers)
+
+
+class ConvEncoder28(nn.Module):
+    """Two stride-2 convolutions and a linear head: (B, 1, 28, 28) -> (B, out_dim).
+
+    ``width`` is the channel count of the first convolution (the second has ``2 * width``).
+    Used as the VAE encoder (``out_dim = 2 * z_dim`` for mean and log-variance) and as a
+    GAN discriminator body (``out_dim = 1``).
+    """
+
+    def __init__(self, out_dim: int, width: int = 32) -> None:
+        super().__init__()
+        check_positive("out_dim", out_dim)
+        check_positive("width", width)
+        self.out_dim, self.width = out_dim, width
+        self.net = nn.Sequential(
+            nn.Conv2d(1, width, 4, stride=2, padding=1),  # (B, w, 14, 14)
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),  # (B, 2w, 7, 7)
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),  # (B, 2w * 49)
+            nn.Linear(2 * width * 7 * 7, out_dim),  # (B, out_dim)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 1, 28, 28) -> (B, out_dim)."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise ValueError(f"ConvEncoder28 expects input of shape (B, 1, 28, 28), got {tuple(x.shape)}")
+        return self.net(x)
+
+
+class ConvDecoder28(nn.Module):
+    """A linear layer and two stride-2 transposed convolutions: (B, in_dim) -> logits (B, 1, 28, 28).
+
+    The output is unbounded *logits* (apply ``torch.sigmoid`` for pixel means in [0, 1]).
+    ``norm=True`` adds BatchNorm after the hidden layers, as in DCGAN generators.
+    """
+
+    def __init__(self, in_dim: int, width: int = 32, norm: bool = False) -> None:
+        super().__init__()
+        check_positive("in_dim", in_dim)
+        check_positive("width", width)
+        if not isinstance(norm, bool):
+            raise TypeError(f"norm must be a bool, got {type(norm).__name__}")
+        self.in_dim, self.width = in_dim, width
+
+        def bn1d(n: int) -> nn.Module:
+            return nn.BatchNorm1d(n) if norm else nn.Identity()
+
+        def bn2d(n: int) -> nn.Module:
+            return nn.BatchNorm2d(n) if norm else nn.Identity()
+
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, 2 * width * 7 * 7),  # (B, 2w * 49)
+            bn1d(2 * width * 7 * 7),
+            nn.ReLU(),
+            nn.Unflatten(1, (2 * width, 7, 7)),  # (B, 2w, 7, 7)
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),  # (B, w, 14, 14)
+            bn2d(width),
+            nn.ReLU(),
+            nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1),  # (B, 1, 28, 28) logits
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z: (B, in_dim) -> logits (B, 1, 28, 28)."""
+        if z.dim() != 2 or z.shape[1] != self.in_dim:
+            raise ValueError(f"ConvDecoder28 expects input of shape (B, {self.in_dim}), got {tuple(z.shape)}")
+        return self.net(z)
