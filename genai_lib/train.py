@@ -197,7 +197,7 @@ def fit(
     resume: bool = True,
     meta: dict[str, Any] | None = None,
     amp: bool | None = None,
-    log_every: int = 1,
+    log_every: int = 10,
     progress: bool = True,
     desc: str | None = None,
     callbacks: Sequence[Callable[[int, History], None]] = (),
@@ -483,6 +483,7 @@ def fit_gan(
     lr_d: float = 2e-4,
     betas: tuple[float, float] = (0.5, 0.999),
     n_critic: int = 1,
+    lr_schedule: Callable[[int], float] | str | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int | None = None,
     resume: bool = True,
@@ -500,7 +501,9 @@ def fit_gan(
     the G update reuses the last one for its size and labels). ``epochs`` counts passes over
     the loader, i.e. ``epochs * len(loader) // n_critic`` steps. Two Adam optimizers
     (``betas=(0.5, 0.999)`` as in DCGAN): ``lr_d`` for ``model.discriminator``, ``lr_g`` for
-    the rest (or ``model.generator_parameters()`` if the model defines it). During the G step
+    the rest (or ``model.generator_parameters()`` if the model defines it); ``lr_schedule(step)``
+    multiplies both learning rates (e.g. :func:`cosine_schedule`; the string ``"cosine"`` means
+    ``cosine_schedule(0, total_steps, final=0.05)``, handy in plain-data experiment specs). During the G step
     the discriminator's parameters are frozen (no wasted gradients).
 
     The history logs ``d_loss``, ``g_loss`` and every entry of both logs dicts per step.
@@ -533,6 +536,10 @@ def fit_gan(
         check_positive("checkpoint_every", checkpoint_every)
         if checkpoint is None:
             raise ValueError("checkpoint_every needs a checkpoint path")
+    if lr_schedule == "cosine":
+        lr_schedule = cosine_schedule(0, total, final=0.05)
+    elif isinstance(lr_schedule, str) or (lr_schedule is not None and not callable(lr_schedule)):
+        raise ValueError(f"lr_schedule must be a callable, 'cosine' or None, got {lr_schedule!r}")
     if divergence is not None and not isinstance(divergence, DivergenceRule):
         raise TypeError(f"divergence must be a DivergenceRule or None, got {type(divergence).__name__}")
 
@@ -640,6 +647,11 @@ def fit_gan(
     stream = batches()
     try:
         while step < total:
+            if lr_schedule is not None:
+                factor = float(lr_schedule(step))
+                for opt, base in ((opt_g, lr_g), (opt_d, lr_d)):
+                    for group in opt.param_groups:
+                        group["lr"] = base * factor
             for _ in range(n_critic):
                 batch = to_device(next(stream), device)
                 with autocast_for(device, amp):

@@ -1,0 +1,237 @@
+"""Benchmark for chapter 3: sample quality of DCGAN, conditional DCGAN, WGAN-GP and VAE-GAN on MNIST.
+
+Trains each model from seed 0 on the 4,000 training images of the offline MNIST subset for the
+budget in ``RUNS`` (generator steps; each step uses ``n_critic`` batches of 64), then scores
+``N_EVAL`` = 1,000 generated images against 1,000 held-out test images with the metrics of
+``genai_lib.metrics`` on the features of the course's MNIST classifier ("classifier-FID": lower
+is better, comparable only inside this course and at the same sample count). Also reported:
+
+- the real-data floor: 1,000 training images vs the 1,000 held-out ones (the best a model can do);
+- the chapter-2 conv VAE (``genai_lib.models.vae``, 16-D latent, same budget as
+  ``benchmarks/vae_mnist.py``) sampled from its prior (the blurry baseline);
+- the conditional GAN's accuracy: how often the classifier agrees with the requested digit;
+- the 8-Gaussian ring (``genai_lib.models.gan.ring_experiment``): the vanilla GAN's mode
+  collapse and the fixed model's coverage, on 2,000 seeded samples.
+
+Targets: every GAN's FID below the VAE's; cGAN accuracy >= 0.9; fixed ring model 8/8 modes with
+>= 80% high-quality samples while the vanilla one collapses. Run from the repository root:
+
+    python benchmarks/gan_mnist.py
+
+The last line reads ``gan_mnist: floor=<fid> dcgan=<fid> cgan=<fid> wgan=<fid> vaegan=<fid>
+vae=<fid> cgan_acc=<0..1> ring_modes=<n> ring_hq=<0..1> seconds=<s>``. The classifier comes
+from the shared cache (trained once, ~1-2 minutes, if absent). ``GENAI_FAST=1`` only smoke-tests
+the script (a tenth of the steps; numbers meaningless). Each part's result is stored in
+``benchmarks/results/`` (git-ignored); ``--only PART ...`` runs some parts (e.g. in parallel
+processes) and ``--reuse`` assembles stored parts whose configuration is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genai_lib.data import load_mnist, make_loader
+from genai_lib.metrics import conditional_accuracy, image_quality, mnist_classifier
+from genai_lib.models.gan import DCGAN, DCGANConfig, evaluate_ring, ring_experiment, train_ring
+from genai_lib.models.vae import VAE, VAEConfig
+from genai_lib.models.vaegan import VAEGAN, VAEGANConfig
+from genai_lib.train import cosine_schedule, fit, fit_gan
+from genai_lib.utils import fast_mode, get_device
+
+N_EVAL = 1000  # generated and real images per metric (FID is biased at small N: keep it fixed)
+BATCH = 64
+
+# name -> model config and fit_gan arguments (steps = generator updates)
+RUNS: dict[str, dict[str, Any]] = {
+    "dcgan": {
+        "config": DCGANConfig(z_dim=64, width=32),
+        "fit": {"steps": 3000, "lr_g": 2e-4, "lr_d": 2e-4, "n_critic": 1},
+    },
+    "cgan": {
+        "config": DCGANConfig(z_dim=64, width=32, n_classes=10),
+        "fit": {"steps": 3000, "lr_g": 2e-4, "lr_d": 2e-4, "n_critic": 1},
+    },
+    "wgan": {
+        "config": DCGANConfig(z_dim=64, width=32, loss="wgan-gp"),
+        "fit": {"steps": 1200, "lr_g": 2e-4, "lr_d": 2e-4, "n_critic": 3, "betas": (0.5, 0.9)},
+    },
+    "vaegan": {
+        "config": VAEGANConfig(z_dim=16, width=32),
+        "fit": {"steps": 2500, "lr_g": 3e-4, "lr_d": 2e-4, "n_critic": 1},
+    },
+}
+# The chapter-2 conv VAE with the budget of benchmarks/vae_mnist.py: (config, epochs, lr).
+VAE_RUN = (VAEConfig(arch="conv", z_dim=16, width=32), 30, 3e-3)
+
+
+def build(name: str) -> torch.nn.Module:
+    cfg = RUNS[name]["config"]
+    return VAEGAN(cfg) if isinstance(cfg, VAEGANConfig) else DCGAN(cfg)
+
+
+def train_gan(name: str, device: torch.device, *, progress: bool = False) -> tuple[torch.nn.Module, float]:
+    """Train one model of ``RUNS`` from seed 0; return it and the seconds it took."""
+    kwargs = {**RUNS[name]["fit"], "steps": gan_steps(name)}
+    x, y = load_mnist("train")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build(name).to(device)
+        loader = make_loader(x, y, batch_size=BATCH, generator=torch.Generator().manual_seed(0), drop_last=True)
+        t0 = time.perf_counter()
+        fit_gan(model, loader, progress=progress, desc=name, **kwargs)
+    return model, time.perf_counter() - t0
+
+
+def vae_epochs() -> int:
+    return max(1, VAE_RUN[1] // 10) if fast_mode() else VAE_RUN[1]
+
+
+def gan_steps(name: str) -> int:
+    steps = RUNS[name]["fit"]["steps"]
+    return max(2, steps // 10) if fast_mode() else steps
+
+
+def train_vae(device: torch.device) -> tuple[VAE, float]:
+    cfg, _, lr = VAE_RUN
+    epochs = vae_epochs()
+    x, y = load_mnist("train")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = VAE(cfg).to(device)
+        loader = make_loader(x, y, batch_size=BATCH, generator=torch.Generator().manual_seed(0))
+        total = epochs * len(loader)
+        t0 = time.perf_counter()
+        fit(model, loader, epochs=epochs, lr=lr, lr_schedule=cosine_schedule(len(loader), total, 0.05), progress=False)
+    return model, time.perf_counter() - t0
+
+
+def fmt(q: dict[str, float]) -> str:
+    return (
+        f"FID {q['fid']:7.2f}  KID {q['kid']:7.3f} +- {q['kid_std']:.3f}  "
+        f"precision {q['precision']:.3f}  recall {q['recall']:.3f}  (n={q['n']})"
+    )
+
+
+PARTS = ("floor", "vae", *RUNS, "ring_vanilla", "ring_fixed")
+RESULTS = Path(__file__).resolve().parent / "results"  # git-ignored
+
+
+def _fingerprint(part: str) -> str:
+    """What a stored part result depends on (its config, budget, fast mode, the library's ring spec)."""
+    if part in RUNS:
+        spec: Any = (RUNS[part], gan_steps(part))
+    elif part == "vae":
+        spec = (VAE_RUN, vae_epochs())
+    elif part.startswith("ring_"):
+        spec = ring_experiment()[part[5:]]
+    else:
+        spec = part
+    return repr((spec, N_EVAL, BATCH, fast_mode()))
+
+
+def run_part(part: str, clf: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+    """Train and score one part; returns {"lines": [...], "values": {...}, "seconds", "cpu"}."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    x_test, _ = load_mnist("test")
+    n = N_EVAL
+    lines: list[str] = []
+    values: dict[str, Any] = {}
+
+    def score(name: str, fake: torch.Tensor, note: str) -> None:
+        q = image_quality(clf, x_test, fake.cpu(), n=n, generator=torch.Generator().manual_seed(0))
+        values["fid"] = q["fid"]
+        values["quality"] = q
+        lines.append(f"{name:7s} {fmt(q)}{note}")
+
+    if part == "floor":
+        score("floor", load_mnist("train")[0], "  [1,000 training images vs the held-out set]")
+    elif part == "vae":
+        vae, secs = train_vae(device)
+        fake = vae.sample(n, generator=torch.Generator().manual_seed(1))
+        score("vae", fake, f"  [chapter-2 conv VAE, {vae_epochs()} epochs, {secs:.0f} s]")
+    elif part in RUNS:
+        model, secs = train_gan(part, device)
+        fake = model.sample(n, generator=torch.Generator().manual_seed(1))
+        f = RUNS[part]["fit"]
+        score(part, fake, f"  [{gan_steps(part)} G steps, n_critic {f['n_critic']}, {secs:.0f} s]")
+        if part == "cgan":
+            per_class = []
+            for digit in range(10):
+                imgs = model.sample(100, labels=digit, generator=torch.Generator().manual_seed(2))
+                per_class.append(conditional_accuracy(clf, imgs.cpu(), torch.full((100,), digit)))
+            values["acc"] = conditional_accuracy(clf, fake.cpu(), torch.arange(n) % 10)
+            lines.append(
+                f"cgan accuracy on {n} balanced samples: {values['acc']:.3f}; per class (100 each): "
+                + " ".join(f"{d}:{a:.2f}" for d, a in enumerate(per_class))
+            )
+    else:
+        which = part[5:]
+        model, _ = train_ring(which, cache=False)
+        r = evaluate_ring(model)
+        values.update(r)
+        lines.append(
+            f"ring {which:7s}: {r['modes']}/8 modes, high-quality {r['hq']:.3f}, per-mode {r['counts']} "
+            f"(n={r['n']}, {time.perf_counter() - t0:.0f} s)"
+        )
+    return {"lines": lines, "values": values, "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", nargs="*", choices=PARTS, help="run these parts only (results are stored)")
+    ap.add_argument("--reuse", action="store_true", help="reuse stored part results whose config is unchanged")
+    args = ap.parse_args(argv)
+    device = get_device()
+    print(f"device: {device}, torch threads: {torch.get_num_threads()}, fast mode: {fast_mode()}", flush=True)
+    t0 = time.perf_counter()
+    clf = mnist_classifier(device=device)
+    print(
+        f"classifier: test accuracy {clf.test_accuracy:.3f} on the 1,000 held-out images "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    tag = "fast" if fast_mode() else "full"
+    res: dict[str, dict[str, Any]] = {}
+    for part in args.only or PARTS:
+        path = RESULTS / f"gan_mnist_{tag}_{part}.json"
+        stored = json.loads(path.read_text()) if path.exists() else None
+        if args.reuse and stored and stored.get("fingerprint") == _fingerprint(part):
+            res[part] = stored
+            note = " (stored result)"
+        else:
+            res[part] = {**run_part(part, clf, device), "fingerprint": _fingerprint(part)}
+            path.write_text(json.dumps(res[part], indent=1))
+            note = ""
+        for line in res[part]["lines"]:
+            print(line + note, flush=True)
+    if args.only:
+        return
+    total = sum(r["seconds"] for r in res.values())
+    cpu = sum(r["cpu"] for r in res.values())
+    print(
+        f"wall {total:.0f} s (sum over parts, classifier cached), CPU {cpu:.0f} s of process time over "
+        f"{torch.get_num_threads()} threads; the machine is shared, so wall time grows with other users' load"
+    )
+    fids = {p: res[p]["values"]["fid"] for p in ("floor", "vae", *RUNS)}
+    acc = res["cgan"]["values"]["acc"]
+    fixed, vanilla = res["ring_fixed"]["values"], res["ring_vanilla"]["values"]
+    print(
+        f"targets: every GAN beats the VAE: {all(fids[k] < fids['vae'] for k in RUNS)}; cgan_acc >= 0.9: {acc >= 0.9}; "
+        f"ring fixed 8/8 & hq >= 0.8: {fixed['modes'] == 8 and fixed['hq'] >= 0.8}; "
+        f"vanilla collapsed (< 8 modes): {vanilla['modes'] < 8}"
+    )
+    print(
+        f"gan_mnist: floor={fids['floor']:.2f} dcgan={fids['dcgan']:.2f} cgan={fids['cgan']:.2f} "
+        f"wgan={fids['wgan']:.2f} vaegan={fids['vaegan']:.2f} vae={fids['vae']:.2f} cgan_acc={acc:.3f} "
+        f"ring_modes={fixed['modes']} ring_hq={fixed['hq']:.3f} seconds={total:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

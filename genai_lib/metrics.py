@@ -1,0 +1,334 @@
+"""Sample-quality metrics that need no downloaded network (chapter 3 onwards).
+
+FID and KID are usually computed on Inception-v3 features of ImageNet; a course that runs
+offline cannot download that network, and Inception features say little about 28x28 digits
+anyway. Here the feature extractor is a small CNN trained once on the MNIST training split
+(:func:`mnist_classifier`, cached with :func:`genai_lib.train.load_or_train`), so the numbers
+are "classifier-FID": comparable with each other inside this course, **not** with published
+Inception FIDs. Every number should state its sample count: FID is biased upwards at small N.
+
+- Fréchet distance (Heusel et al. 2017): ``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})``
+  between Gaussians fitted to two feature sets.
+- KID (Bińkowski et al. 2018): unbiased MMD^2 with the kernel ``k(x, y) = (x.y / D + 1)^3``,
+  averaged over random subsets.
+- Precision / recall (Kynkäänniemi et al. 2019): the fraction of generated samples inside the
+  k-NN balls of the real set (quality), and of real samples inside those of the generated set
+  (coverage).
+- ``conditional_accuracy``: how often the classifier agrees with the class a generator was asked for.
+- ``ring_metrics``: modes covered and high-quality fraction on the 8-Gaussian ring (Srivastava et
+  al. 2017's protocol).
+
+Shapes: images (N, 1, 28, 28) in [0, 1]; features (N, D); points (N, 2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genai_lib._checks import check_images, check_positive, check_tensor
+
+__all__ = [
+    "MNISTClassifier",
+    "mnist_classifier",
+    "classifier_features",
+    "frechet_distance",
+    "kid",
+    "precision_recall",
+    "conditional_accuracy",
+    "ring_metrics",
+    "image_quality",
+]
+
+
+class MNISTClassifier(nn.Module):
+    """A small CNN: (B, 1, 28, 28) in [0, 1] -> logits (B, 10); ``features`` gives the (B, 128)
+    penultimate activations that FID/KID/precision/recall are computed on."""
+
+    feature_dim = 128
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cfg = {"arch": "cnn32-64-128"}  # what load_or_train fingerprints
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1),  # (B, 32, 28, 28)
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 32, 14, 14)
+            nn.Conv2d(32, 64, 3, padding=1),  # (B, 64, 14, 14)
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 64, 7, 7)
+            nn.Flatten(),
+            nn.Linear(64 * 49, self.feature_dim),  # (B, 128)
+            nn.ReLU(),
+        )
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(self.feature_dim, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) -> (B, 128) penultimate features."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) -> logits (B, 10)."""
+        return self.head(self.dropout(self.features(x)))
+
+    def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Cross-entropy on (images, labels), with a random +-2 pixel shift as augmentation."""
+        x, y = batch
+        if self.training:  # translation augmentation: one cheap roll per batch
+            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,)))
+            x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        logits = self(x)
+        return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
+
+
+def mnist_classifier(*, generator: torch.Generator | None = None, device: Any = None, progress: bool = False):
+    """The feature network for FID/KID: trained once on the MNIST train split, then cached.
+
+    Training runs inside ``torch.random.fork_rng`` seeded from ``generator`` (default seed 0), so
+    the classifier is the same whatever the caller's global RNG state, and the caller's state
+    is left untouched. Full mode: 12 epochs over the 4,000 training images (≥ 97% on the 1,000
+    test images; ``.test_accuracy`` holds the measured value). Fast mode (``GENAI_FAST=1``):
+    1,000 images, 3 epochs (about 90%; good enough for tests, not for reported numbers).
+    """
+    from genai_lib.data import load_mnist, make_loader
+    from genai_lib.train import load_or_train
+    from genai_lib.utils import fast_mode
+
+    seed = int(torch.randint(0, 2**31, (1,), generator=generator)) if generator is not None else 0
+    fast = fast_mode()
+    limit, epochs = (1000, 3) if fast else (None, 12)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        clf = MNISTClassifier()
+        if device is not None:
+            clf = clf.to(device)
+        x, y = load_mnist("train", limit=limit)
+        loader = make_loader(x, y, batch_size=64, generator=torch.Generator().manual_seed(seed))
+        load_or_train(
+            clf,
+            loader,
+            name="mnist_classifier",
+            key={"seed": seed, "limit": limit},
+            epochs=epochs,
+            lr=1e-3,
+            progress=progress,
+        )
+    clf.eval()
+    for p in clf.parameters():
+        p.requires_grad_(False)
+    xt, yt = load_mnist("test")
+    clf.test_accuracy = conditional_accuracy(clf, xt, yt)
+    return clf
+
+
+@torch.no_grad()
+def classifier_features(classifier: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Penultimate features (N, D) of ``images`` (N, 1, 28, 28) in [0, 1], float64 on the CPU."""
+    check_images("images", images, (1, 28, 28))
+    check_positive("batch_size", batch_size)
+    device = next(classifier.parameters()).device
+    was = classifier.training
+    classifier.eval()
+    try:
+        out = [
+            classifier.features(images[i : i + batch_size].to(device)).double().cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    finally:
+        classifier.train(was)
+    return torch.cat(out)
+
+
+def _check_feature_pair(a: Any, b: Any, min_n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    a = check_tensor("feat_a", torch.as_tensor(a), floating=True, finite=True)
+    b = check_tensor("feat_b", torch.as_tensor(b), floating=True, finite=True)
+    if a.dim() != 2 or b.dim() != 2:
+        raise ValueError(f"features must be 2-D (N, D), got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dimensions differ: feat_a has D={a.shape[1]}, feat_b has D={b.shape[1]}")
+    for name, t in (("feat_a", a), ("feat_b", b)):
+        if t.shape[0] < min_n:
+            raise ValueError(f"{name} has {t.shape[0]} samples; need at least {min_n}")
+    return a.double().cpu(), b.double().cpu()
+
+
+def _sqrt_psd(m: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh(m)
+    return (v * w.clamp(min=0).sqrt()) @ v.T
+
+
+def frechet_distance(feat_a: Any, feat_b: Any) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N_a, D) and (N_b, D).
+
+    Computed in float64. ``Tr((S_a S_b)^{1/2})`` equals ``Tr((A S_b A)^{1/2})`` with
+    ``A = S_a^{1/2}``; that matrix is symmetric positive semi-definite, so its square root
+    comes from a symmetric eigendecomposition with no complex round-off. Needs at least 2
+    samples per set (a covariance); with fewer samples than dimensions the covariance is
+    singular and the estimate is biased upwards (a warning says so).
+    """
+    a, b = _check_feature_pair(feat_a, feat_b, min_n=2)
+    if min(len(a), len(b)) <= a.shape[1]:
+        import warnings
+
+        warnings.warn(
+            f"FID with {min(len(a), len(b))} samples in D={a.shape[1]} dimensions: singular covariance, "
+            "the value is strongly biased upwards; use more samples than dimensions",
+            stacklevel=2,
+        )
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = torch.cov(a.T).reshape(a.shape[1], a.shape[1]), torch.cov(b.T).reshape(b.shape[1], b.shape[1])
+    root = _sqrt_psd(s_a)
+    middle = root @ s_b @ root
+    tr_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    value = (mu_a - mu_b).square().sum() + s_a.trace() + s_b.trace() - 2 * tr_sqrt
+    return max(float(value), 0.0)
+
+
+def _poly_mmd2(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Unbiased MMD^2 with k(u, v) = (u.v / D + 1)^3: diagonal terms left out of the within-set means."""
+    d, m, n = x.shape[1], x.shape[0], y.shape[0]
+    kxx = (x @ x.T / d + 1) ** 3
+    kyy = (y @ y.T / d + 1) ** 3
+    kxy = (x @ y.T / d + 1) ** 3
+    within_x = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+    within_y = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
+    return float(within_x + within_y - 2 * kxy.mean())
+
+
+def kid(
+    feat_a: Any, feat_b: Any, *, subset_size: int = 500, n_subsets: int = 50, generator: torch.Generator | None = None
+) -> tuple[float, float]:
+    """Kernel inception-style distance: mean and std of the unbiased polynomial MMD^2 over
+    ``n_subsets`` random subsets of ``subset_size`` drawn (without replacement) from each set.
+
+    Unlike FID it is unbiased: two samples of one distribution give values scattered around 0
+    (a single estimate can be slightly negative).
+    """
+    check_positive("subset_size", subset_size)
+    check_positive("n_subsets", n_subsets)
+    if subset_size < 2:
+        raise ValueError(f"subset_size must be >= 2, got {subset_size}")
+    a, b = _check_feature_pair(feat_a, feat_b, min_n=subset_size)
+    vals = []
+    for _ in range(n_subsets):
+        ia = torch.randperm(len(a), generator=generator)[:subset_size]
+        ib = torch.randperm(len(b), generator=generator)[:subset_size]
+        vals.append(_poly_mmd2(a[ia], b[ib]))
+    arr = np.asarray(vals)
+    return float(arr.mean()), float(arr.std())
+
+
+def _kth_nn_radius(x: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+    """Distance from each row of x to its k-th nearest other row."""
+    out = []
+    for i in range(0, len(x), chunk):
+        d = torch.cdist(x[i : i + chunk], x)  # (c, N); the point itself is at distance 0
+        out.append(d.kthvalue(k + 1, dim=1).values)
+    return torch.cat(out)
+
+
+def _inside(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    out = []
+    for i in range(0, len(points), chunk):
+        d = torch.cdist(points[i : i + chunk], centres)  # (c, M)
+        out.append((d <= radii[None]).any(dim=1))
+    return torch.cat(out)
+
+
+def precision_recall(real: Any, fake: Any, *, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) on features (N, D).
+
+    Each set's manifold is the union of balls around its points, each ball reaching that point's
+    k-th nearest neighbour. Precision: the fraction of ``fake`` inside the real manifold.
+    Recall: the fraction of ``real`` inside the fake manifold.
+    """
+    check_positive("k", k)
+    a, b = _check_feature_pair(real, fake, min_n=k + 1)
+    precision = _inside(b, a, _kth_nn_radius(a, k)).double().mean()
+    recall = _inside(a, b, _kth_nn_radius(b, k)).double().mean()
+    return float(precision), float(recall)
+
+
+@torch.no_grad()
+def conditional_accuracy(classifier: nn.Module, images: torch.Tensor, labels: Any, batch_size: int = 256) -> float:
+    """Fraction of ``images`` (N, 1, 28, 28) that ``classifier`` assigns to ``labels`` (N,)."""
+    check_images("images", images, (1, 28, 28))
+    labels = check_tensor("labels", torch.as_tensor(labels), shape=(len(images),), floating=False)
+    device = next(classifier.parameters()).device
+    was = classifier.training
+    classifier.eval()
+    try:
+        pred = torch.cat(
+            [
+                classifier(images[i : i + batch_size].to(device)).argmax(1).cpu()
+                for i in range(0, len(images), batch_size)
+            ]
+        )
+    finally:
+        classifier.train(was)
+    return float((pred == labels.cpu()).double().mean())
+
+
+def ring_metrics(
+    samples: Any, *, n_modes: int = 8, radius: float = 2.0, std: float = 0.04, min_share: float = 0.1
+) -> dict[str, Any]:
+    """Mode coverage on the ring of ``genai_lib.data.toy_2d("ring")`` (8 Gaussians, radius 2, std 0.04).
+
+    A sample is *high quality* when it lies within 3 std of its nearest mode centre. A mode is
+    *covered* when it holds at least ``min_share`` of its fair share (``N / n_modes``) of the
+    high-quality samples. Returns ``{"modes": int, "hq": float, "counts": list[int], "n": int}``.
+    """
+    x = check_tensor("samples", torch.as_tensor(samples), shape=(None, 2), floating=True, finite=True).double()
+    check_positive("n_modes", n_modes)
+    check_positive("radius", radius, integer=False)
+    check_positive("std", std, integer=False)
+    angle = torch.arange(n_modes, dtype=torch.float64) * (2 * math.pi / n_modes)
+    centres = radius * torch.stack([angle.cos(), angle.sin()], dim=1)  # (M, 2)
+    dist, idx = torch.cdist(x, centres).min(dim=1)
+    hq = dist <= 3 * std
+    counts = torch.bincount(idx[hq], minlength=n_modes)
+    covered = int((counts >= max(1.0, min_share * len(x) / n_modes)).sum())
+    return {"modes": covered, "hq": float(hq.double().mean()), "counts": counts.tolist(), "n": len(x)}
+
+
+def image_quality(
+    classifier: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    *,
+    n: int = 1000,
+    generator: torch.Generator | None = None,
+    kid_subset: int | None = None,
+    k: int = 3,
+) -> dict[str, float]:
+    """FID, KID (mean, std), precision and recall of ``fake`` against ``real`` on ``n`` images each.
+
+    ``n`` images are drawn at random (with ``generator``) from each set, which must hold at
+    least ``n``. KID uses 50 subsets of ``kid_subset`` (default ``min(n, 500)``). The returned
+    dict records ``n``: FID is biased at small n, so compare numbers only at the same n.
+    """
+    check_positive("n", n)
+    for name, t in (("real", real), ("fake", fake)):
+        check_images(name, t, (1, 28, 28))
+        if len(t) < n:
+            raise ValueError(f"{name} has {len(t)} images; need at least n={n}")
+    ir = torch.randperm(len(real), generator=generator)[:n]
+    jf = torch.randperm(len(fake), generator=generator)[:n]
+    fr = classifier_features(classifier, real[ir])
+    ff = classifier_features(classifier, fake[jf])
+    kid_mean, kid_std = kid(fr, ff, subset_size=kid_subset or min(n, 500), n_subsets=50, generator=generator)
+    precision, recall = precision_recall(fr, ff, k=k)
+    return {
+        "fid": frechet_distance(fr, ff),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "precision": precision,
+        "recall": recall,
+        "n": n,
+    }

@@ -1,0 +1,262 @@
+"""An LSTM language model (Hochreiter & Schmidhuber 1997), trained on every position.
+
+Chapter 7 of the course: the source articles' ``TextGenerator`` done right. The articles feed a
+window of characters and train on the *last* position only, so each window gives one training
+signal; here the LSTM predicts token t+1 at every position t of the window (T signals per
+window, the same loss as a Transformer's):
+
+    h_t, c_t = LSTM(e(x_t), (h_{t-1}, c_{t-1})),   p(x_{t+1} | x_<=t) = softmax(W h_t + b)
+
+Training with truncated back-propagation through time (TBPTT; Williams & Peng 1990): the corpus
+is cut into B parallel streams, consecutive windows continue each other, and the final state of
+one window (detached from the graph) is the initial state of the next, so the model learns to
+use context longer than a window while gradients flow back at most T steps. Optional weight
+tying shares the embedding and output matrices (Press & Wolf 2017; Inan et al. 2017).
+
+Shape legend: B batch, T window length, E = n_embd, H = hidden, L = n_layers, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genai_lib._checks import check_positive
+from genai_lib.sampling import check_sampling, sample_next
+from genai_lib.text import bptt_batches, check_token_ids
+
+__all__ = ["LSTMConfig", "LSTMLM", "train_bptt"]
+
+State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    """Hyper-parameters of an :class:`LSTMLM`."""
+
+    vocab_size: int  # V: number of token ids
+    n_embd: int = 64  # E: token embedding size
+    hidden: int = 256  # H: LSTM state size
+    n_layers: int = 2  # L: stacked LSTM layers
+    dropout: float = 0.0  # dropout on embeddings, between layers and before the output layer
+    tie_weights: bool = False  # share the (V, E) embedding with the output layer (adds an H -> E projection if H != E)
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "n_embd", "hidden", "n_layers"):
+            check_positive(name, getattr(self, name))
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise TypeError(f"dropout must be a number, got {type(self.dropout).__name__}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.tie_weights, bool):
+            raise TypeError(f"tie_weights must be a bool, got {type(self.tie_weights).__name__}")
+
+
+class LSTMLM(nn.Module):
+    """Embedding -> L-layer LSTM -> (projection) -> output logits at every position."""
+
+    def __init__(self, cfg: LSTMConfig) -> None:
+        super().__init__()
+        if not isinstance(cfg, LSTMConfig):
+            raise TypeError(f"LSTMLM needs an LSTMConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.n_embd)  # (V, E)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.lstm = nn.LSTM(
+            cfg.n_embd, cfg.hidden, cfg.n_layers, batch_first=True, dropout=cfg.dropout if cfg.n_layers > 1 else 0.0
+        )
+        out_dim = cfg.hidden
+        self.proj: nn.Module = nn.Identity()
+        if cfg.tie_weights and cfg.hidden != cfg.n_embd:
+            self.proj = nn.Linear(cfg.hidden, cfg.n_embd)  # H -> E so the (V, E) matrix fits
+            out_dim = cfg.n_embd
+        self.head = nn.Linear(out_dim, cfg.vocab_size)
+        if cfg.tie_weights:
+            self.head.weight = self.embed.weight
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: State | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
+        """idx (B, T) ids -> (logits (B, T, V), loss or None, state).
+
+        ``state`` is the (h, c) pair, each (L, B, H), to continue from (zeros if None); the
+        returned state is the one after the last position (attached to the graph: detach it
+        before reusing it across optimizer steps). ``loss`` is the mean next-token NLL in nats
+        over all B*T positions when ``targets`` (B, T) is given.
+        """
+        idx = check_token_ids("idx", idx, self.cfg.vocab_size, dims=(2,))
+        if state is not None:
+            h, c = state
+            want = (self.cfg.n_layers, idx.shape[0], self.cfg.hidden)
+            if tuple(h.shape) != want or tuple(c.shape) != want:
+                raise ValueError(
+                    f"state must be (h, c) each of shape {want}, got {tuple(h.shape)} and {tuple(c.shape)}"
+                )
+        x = self.drop(self.embed(idx))  # (B, T, E)
+        out, state = self.lstm(x, state)  # (B, T, H)
+        logits = self.head(self.proj(self.drop(out)))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            targets = check_token_ids("targets", targets, self.cfg.vocab_size, dims=(2,))
+            if targets.shape != idx.shape:
+                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+        return logits, loss, state
+
+    def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+        """batch = (x, y) ids (B, T): mean next-token NLL in nats from a zero state (for ``fit``)."""
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise TypeError("LSTMLM.loss expects a batch (x, y) of token-id tensors")
+        _, loss, _ = self(batch[0], batch[1])
+        return loss, {}
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        greedy: bool = False,
+    ) -> torch.Tensor:
+        """Continue idx (B, T) by ``max_new_tokens`` tokens -> (B, T + max_new_tokens).
+
+        The prompt is read once (any length: an RNN has no context limit), then each new token
+        is fed with the carried state, so the cost is linear. ``greedy=True`` takes the argmax.
+        Runs in eval mode and restores the mode afterwards.
+        """
+        idx = check_token_ids("idx", idx, self.cfg.vocab_size, dims=(2,))
+        check_positive("max_new_tokens", max_new_tokens, allow_zero=True)
+        if not greedy:
+            check_sampling(temperature, top_k, top_p)
+        was_training = self.training
+        self.eval()
+        try:
+            out = idx
+            if max_new_tokens == 0:
+                return out
+            logits, _, state = self(idx)
+            for i in range(max_new_tokens):
+                last = logits[:, -1].float()  # (B, V)
+                if greedy:
+                    nxt = last.argmax(dim=-1, keepdim=True)
+                else:
+                    nxt = sample_next(last, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)[
+                        :, None
+                    ]
+                out = torch.cat([out, nxt], dim=1)
+                if i < max_new_tokens - 1:
+                    logits, _, state = self(nxt, state=state)
+            return out
+        finally:
+            self.train(was_training)
+
+    def sample(
+        self, n: int, *, prompt: torch.Tensor | None = None, generator: torch.Generator | None = None, **sampling: Any
+    ) -> torch.Tensor:
+        """``n`` new ids after ``prompt`` (1-D; default the single token 0) -> 1-D LongTensor on CPU."""
+        device = self.embed.weight.device
+        if prompt is None:
+            prompt = torch.zeros(1, dtype=torch.long)
+        prompt = check_token_ids("prompt", prompt, self.cfg.vocab_size, dims=(1,))
+        return self.generate(prompt[None].to(device), n, generator=generator, **sampling)[0].cpu()
+
+
+def train_bptt(
+    model: LSTMLM,
+    ids: torch.Tensor,
+    *,
+    steps: int,
+    block_size: int = 64,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    grad_clip: float | None = 1.0,
+    lr_schedule: Any = None,
+    log_every: int = 10,
+    name: str | None = None,
+    key: Any = None,
+) -> Any:
+    """Truncated BPTT on the 1-D token stream ``ids``: windows of ``block_size`` from
+    :func:`genai_lib.text.bptt_batches`, the state carried (detached) from one window to the next
+    and reset to zeros at each new pass over the data. Adam, gradient clipping, optional
+    ``lr_schedule(step) -> factor``. Returns a :class:`genai_lib.train.History` (loss every
+    ``log_every`` steps, one host sync per log).
+
+    With ``name`` set, the trained weights and History are cached in
+    ``genai_lib.utils.cache_dir() / f"{name}.pt"`` like ``train.load_or_train``: a later call with
+    the same config, the same simple arguments, the same number of tokens and the same ``key``
+    loads them (``history.from_cache`` is True) instead of training. ``lr_schedule`` is a function
+    and is not fingerprinted: put anything about it (or the data) that changes the result in ``key``.
+    """
+    import warnings
+
+    from genai_lib.checkpoint import CheckpointError, config_dict, load_checkpoint, save_checkpoint
+    from genai_lib.train import History, TrainingDivergedError, _fingerprint
+    from genai_lib.utils import cache_dir
+
+    check_positive("steps", steps)
+    check_positive("log_every", log_every)
+    device = next(model.parameters()).device
+    ids = check_token_ids("ids", ids, model.cfg.vocab_size, dims=(1,))
+    path, meta = None, None
+    if name is not None:
+        if not isinstance(name, str) or not name or any(c in name for c in "/\\"):
+            raise ValueError(f"name must be a non-empty file stem without slashes, got {name!r}")
+        simple = {"steps": steps, "block_size": block_size, "batch_size": batch_size, "lr": lr, "grad_clip": grad_clip}
+        meta = _fingerprint(model, {**simple, "n_tokens": ids.numel(), "trainer": "train_bptt"}, key)
+        path = cache_dir() / f"{name}.pt"
+        if path.exists():
+            try:
+                cached = load_checkpoint(path, map_location=device)
+            except CheckpointError as exc:
+                warnings.warn(f"ignoring the cached checkpoint: {exc}; retraining", stacklevel=2)
+            else:
+                if cached.get("meta") == meta:
+                    model.load_state_dict(cached["model"])
+                    history = History.from_dict(cached.get("history", {}))
+                    history.from_cache = True
+                    return history
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history = History()
+    t0 = time.perf_counter()
+    model.train()
+    step, state, pending = 0, None, []
+    while step < steps:
+        state = None  # a new pass over the data starts from a zero state
+        for x, y in bptt_batches(ids, block_size, batch_size):
+            if lr_schedule is not None:
+                for g in opt.param_groups:
+                    g["lr"] = lr * float(lr_schedule(step))
+            if state is not None:
+                state = (state[0].detach(), state[1].detach())  # truncate: no gradient into the past window
+            _, loss, state = model(x.to(device), y.to(device), state)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            step += 1
+            pending.append(loss.detach())
+            if step % log_every == 0 or step == steps:
+                for k, v in enumerate(torch.stack(pending).float().cpu().tolist()):
+                    history.step.append(step - len(pending) + k + 1)
+                    history.logs.setdefault("loss", []).append(v)
+                pending.clear()
+                if not all(math.isfinite(v) for v in history.logs["loss"][-log_every:]):
+                    raise TrainingDivergedError(f"the loss is not finite by step {step}; lower lr or clip gradients")
+            if step >= steps:
+                break
+    history.seconds = time.perf_counter() - t0
+    if path is not None:
+        state = {"model": model.state_dict(), "history": history.to_dict(), "meta": meta}
+        save_checkpoint(path, {**state, "config": config_dict(model.cfg), "step": steps, "total": steps})
+    return history
