@@ -382,21 +382,32 @@ def _fingerprint(model: nn.Module, fit_kwargs: dict[str, Any], key: Any) -> dict
     }
 
 
-def load_or_train(model: nn.Module, loader: Iterable, *, name: str, key: Any = None, **fit_kwargs: Any) -> History:
+def load_or_train(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    name: str,
+    key: Any = None,
+    trainer: Callable[..., History] | None = None,
+    **fit_kwargs: Any,
+) -> History:
     """Load cached weights for ``name`` if they were trained with the same config, else train.
 
     The cache entry (``cache_dir()/name.pt``) matches when the model's config, the simple
     keyword arguments of ``fit`` and ``key`` (use it for anything else that changes the result,
     e.g. the data size) are the same. An interrupted training run resumes where it stopped. A
     corrupt cache file is reported with a warning and retrained, never silently used.
+    ``trainer`` is the training function (default :func:`fit`; :func:`fit_gan` for GANs).
     """
+    trainer = trainer or fit
     if not name or not isinstance(name, str) or any(c in name for c in "/\\"):
         raise ValueError(f"name must be a non-empty file stem without slashes, got {name!r}")
     for bad in ("checkpoint", "meta", "resume"):
         if bad in fit_kwargs:
             raise TypeError(f"load_or_train manages {bad!r} itself")
     path = cache_dir() / f"{name}.pt"
-    meta = _fingerprint(model, fit_kwargs, key)
+    extra = {} if trainer is fit else {"trainer": trainer.__name__}  # fit's entries keep their digests
+    meta = _fingerprint(model, {**fit_kwargs, **extra}, key)
     resume = False
     if path.exists():
         try:
@@ -411,7 +422,7 @@ def load_or_train(model: nn.Module, loader: Iterable, *, name: str, key: Any = N
                 return history
             resume = state.get("meta") == meta
     fit_kwargs.setdefault("checkpoint_every", 200)
-    return fit(model, loader, checkpoint=path, resume=resume, meta=meta, **fit_kwargs)
+    return trainer(model, loader, checkpoint=path, resume=resume, meta=meta, **fit_kwargs)
 
 
 def cosine_schedule(warmup: int, total: int, final: float = 0.1) -> Callable[[int], float]:
@@ -693,25 +704,4 @@ def load_or_train_gan(model: nn.Module, loader: Iterable, *, name: str, key: Any
     The cache entry ``cache_dir()/name.pt`` matches on the model config, the simple keyword
     arguments of :func:`fit_gan` and ``key``; an interrupted run resumes.
     """
-    if not name or not isinstance(name, str) or any(c in name for c in "/\\"):
-        raise ValueError(f"name must be a non-empty file stem without slashes, got {name!r}")
-    for bad in ("checkpoint", "meta", "resume"):
-        if bad in fit_kwargs:
-            raise TypeError(f"load_or_train_gan manages {bad!r} itself")
-    path = cache_dir() / f"{name}.pt"
-    meta = _fingerprint(model, {**fit_kwargs, "trainer": "fit_gan"}, key)
-    resume = False
-    if path.exists():
-        try:
-            state = load_checkpoint(path, map_location=model_device(model))
-        except CheckpointError as exc:
-            warnings.warn(f"ignoring the cached checkpoint: {exc}; retraining", stacklevel=2)
-        else:
-            if state.get("meta") == meta and state.get("step") == state.get("total"):
-                model.load_state_dict(state["model"])
-                history = History.from_dict(state.get("history", {}))
-                history.from_cache = True
-                return history
-            resume = state.get("meta") == meta
-    fit_kwargs.setdefault("checkpoint_every", 200)
-    return fit_gan(model, loader, checkpoint=path, resume=resume, meta=meta, **fit_kwargs)
+    return load_or_train(model, loader, name=name, key=key, trainer=fit_gan, **fit_kwargs)
