@@ -22,7 +22,15 @@ import math
 
 import torch
 
-__all__ = ["greedy", "apply_temperature", "top_k_filter", "top_p_filter", "sample_next", "check_sampling"]
+__all__ = [
+    "greedy",
+    "apply_temperature",
+    "top_k_filter",
+    "top_p_filter",
+    "sample_next",
+    "choose_next",
+    "check_sampling",
+]
 
 
 def _check_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -128,3 +136,22 @@ def sample_next(
     else:
         ids = torch.multinomial(flat, 1, generator=generator)
     return ids.reshape(probs.shape[:-1])
+
+
+def choose_next(
+    logits: torch.Tensor,
+    *,
+    greedy: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The next token of each row, as a column: logits (B, V) -> ids (B, 1).
+
+    The one decoding step every language model's ``generate`` shares: the argmax when
+    ``greedy`` (sampling settings ignored), else a draw by :func:`sample_next`.
+    """
+    if greedy:
+        return _check_logits(logits).argmax(dim=-1, keepdim=True)
+    return sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)[:, None]

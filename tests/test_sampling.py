@@ -107,3 +107,13 @@ def test_sample_next_bad_settings(kwargs, exc, match):
 def test_filters_bad_inputs(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_choose_next_greedy_and_sampled():
+    from genai_lib.sampling import choose_next
+
+    logits = torch.tensor([[0.0, 5.0, 1.0], [3.0, 0.0, 0.0]])
+    assert choose_next(logits, greedy=True).tolist() == [[1], [0]]
+    a = choose_next(logits, temperature=2.0, generator=torch.Generator().manual_seed(3))
+    b = sample_next(logits, temperature=2.0, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (2, 1) and a[:, 0].tolist() == b.tolist()

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_positive
-from genai_lib.sampling import check_sampling, sample_next
+from genai_lib.sampling import check_sampling, choose_next
 from genai_lib.text import check_token_ids
 
 __all__ = [
@@ -307,9 +307,9 @@ class GPT(nn.Module):
             return out
 
         def choose(logits: torch.Tensor) -> torch.Tensor:  # (B, V) -> (B, 1)
-            if greedy:
-                return logits.argmax(dim=-1, keepdim=True)
-            return sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)[:, None]
+            return choose_next(
+                logits, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+            )
 
         if not use_cache:
             for _ in range(max_new_tokens):

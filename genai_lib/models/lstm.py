@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_positive
-from genai_lib.sampling import check_sampling, sample_next
+from genai_lib.sampling import check_sampling, choose_next
 from genai_lib.text import bptt_batches, check_token_ids
 
 __all__ = ["LSTMConfig", "LSTMLM", "train_bptt"]
@@ -147,12 +147,9 @@ class LSTMLM(nn.Module):
             logits, _, state = self(idx)
             for i in range(max_new_tokens):
                 last = logits[:, -1].float()  # (B, V)
-                if greedy:
-                    nxt = last.argmax(dim=-1, keepdim=True)
-                else:
-                    nxt = sample_next(last, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)[
-                        :, None
-                    ]
+                nxt = choose_next(
+                    last, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+                )  # (B, 1)
                 out = torch.cat([out, nxt], dim=1)
                 if i < max_new_tokens - 1:
                     logits, _, state = self(nxt, state=state)
