@@ -1,17 +1,19 @@
 """Benchmark for chapter 3: sample quality of DCGAN, conditional DCGAN, WGAN-GP and VAE-GAN on MNIST.
 
 Trains each model from seed 0 on the 4,000 training images of the offline MNIST subset for the
-budget in ``RUNS`` (generator steps; each step uses ``n_critic`` batches of 64), then scores
+recipe in ``genai_lib.models.recipes.GAN_MNIST`` (the one notebooks 3.2 and 3.3 use; generator
+steps, each using ``n_critic`` batches of 64), then scores
 ``N_EVAL`` = 1,000 generated images against 1,000 held-out test images with the metrics of
 ``genai_lib.metrics`` on the features of the course's MNIST classifier ("classifier-FID": lower
 is better, comparable only inside this course and at the same sample count). Also reported:
 
 - the real-data floor: 1,000 training images vs the 1,000 held-out ones (the best a model can do);
-- the chapter-2 conv VAE (``genai_lib.models.vae``, 16-D latent, same budget as
-  ``benchmarks/vae_mnist.py``) sampled from its prior (the blurry baseline);
+- the chapter-2 conv VAE (``VAE_MNIST["conv16"]`` of ``genai_lib.models.recipes``: config, epochs,
+  learning rate and batch size of chapter 2) sampled from its prior (the blurry baseline);
 - the conditional GAN's accuracy: how often the classifier agrees with the requested digit;
 - the 8-Gaussian ring (``genai_lib.models.gan.ring_experiment``): the vanilla GAN's mode
-  collapse and the fixed model's coverage, on 2,000 seeded samples.
+  collapse and the coverage of the "fixed" model (the same GAN with an R1 gradient penalty on
+  real data, Mescheder et al. 2018, and a cosine learning-rate decay), on 2,000 seeded samples.
 
 Targets: every GAN's FID below the VAE's; cGAN accuracy >= 0.9; fixed ring model 8/8 modes with
 >= 80% high-quality samples while the vanilla one collapses. Run from the repository root:
@@ -38,8 +40,9 @@ import torch
 
 from genai_lib.data import load_mnist, make_loader
 from genai_lib.metrics import conditional_accuracy, image_quality, mnist_classifier
-from genai_lib.models.gan import DCGAN, DCGANConfig, evaluate_ring, ring_experiment, train_ring
-from genai_lib.models.vae import VAE, VAEConfig
+from genai_lib.models.gan import DCGAN, evaluate_ring, ring_experiment, train_ring
+from genai_lib.models.recipes import GAN_MNIST, VAE_MNIST
+from genai_lib.models.vae import VAE
 from genai_lib.models.vaegan import VAEGAN, VAEGANConfig
 from genai_lib.train import cosine_schedule, fit, fit_gan
 from genai_lib.utils import fast_mode, get_device
@@ -47,67 +50,59 @@ from genai_lib.utils import fast_mode, get_device
 N_EVAL = 1000  # generated and real images per metric (FID is biased at small N: keep it fixed)
 BATCH = 64
 
-# name -> model config and fit_gan arguments (steps = generator updates)
-RUNS: dict[str, dict[str, Any]] = {
-    "dcgan": {
-        "config": DCGANConfig(z_dim=64, width=32),
-        "fit": {"steps": 3000, "lr_g": 2e-4, "lr_d": 2e-4, "n_critic": 1},
-    },
-    "cgan": {
-        "config": DCGANConfig(z_dim=64, width=32, n_classes=10),
-        "fit": {"steps": 3000, "lr_g": 2e-4, "lr_d": 2e-4, "n_critic": 1},
-    },
-    "wgan": {
-        "config": DCGANConfig(z_dim=64, width=32, loss="wgan-gp"),
-        "fit": {"steps": 1200, "lr_g": 2e-4, "lr_d": 2e-4, "n_critic": 3, "betas": (0.5, 0.9)},
-    },
-    "vaegan": {
-        "config": VAEGANConfig(z_dim=16, width=32),
-        "fit": {"steps": 2500, "lr_g": 3e-4, "lr_d": 2e-4, "n_critic": 1},
-    },
-}
-# The chapter-2 conv VAE with the budget of benchmarks/vae_mnist.py: (config, epochs, lr).
-VAE_RUN = (VAEConfig(arch="conv", z_dim=16, width=32), 30, 3e-3)
+RUNS = GAN_MNIST  # name -> GANRecipe(config, fit): the models of chapter 3 (notebooks 3.2 and 3.3)
+VAE_RUN = VAE_MNIST["conv16"]  # the chapter-2 conv VAE: VAERecipe(config, epochs, lr, batch_size)
 
 
 def build(name: str) -> torch.nn.Module:
-    cfg = RUNS[name]["config"]
+    cfg = RUNS[name].config
     return VAEGAN(cfg) if isinstance(cfg, VAEGANConfig) else DCGAN(cfg)
 
 
 def train_gan(name: str, device: torch.device, *, progress: bool = False) -> tuple[torch.nn.Module, float]:
-    """Train one model of ``RUNS`` from seed 0; return it and the seconds it took."""
-    kwargs = {**RUNS[name]["fit"], "steps": gan_steps(name)}
+    """Train one model of ``RUNS`` from seed 0; return it and the seconds it took.
+
+    Seed 0 before building the model and again before training, as notebooks 3.2 and 3.3 do, so
+    their (full-mode) numbers are this script's.
+    """
+    kwargs = {**RUNS[name].fit, "steps": gan_steps(name)}
     x, y = load_mnist("train")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = build(name).to(device)
         loader = make_loader(x, y, batch_size=BATCH, generator=torch.Generator().manual_seed(0), drop_last=True)
+        torch.manual_seed(0)  # the training noise
         t0 = time.perf_counter()
         fit_gan(model, loader, progress=progress, desc=name, **kwargs)
     return model, time.perf_counter() - t0
 
 
 def vae_epochs() -> int:
-    return max(1, VAE_RUN[1] // 10) if fast_mode() else VAE_RUN[1]
+    return max(1, VAE_RUN.epochs // 10) if fast_mode() else VAE_RUN.epochs
 
 
 def gan_steps(name: str) -> int:
-    steps = RUNS[name]["fit"]["steps"]
+    steps = RUNS[name].steps
     return max(2, steps // 10) if fast_mode() else steps
 
 
 def train_vae(device: torch.device) -> tuple[VAE, float]:
-    cfg, _, lr = VAE_RUN
     epochs = vae_epochs()
     x, y = load_mnist("train")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = VAE(cfg).to(device)
-        loader = make_loader(x, y, batch_size=BATCH, generator=torch.Generator().manual_seed(0))
+        model = VAE(VAE_RUN.config).to(device)
+        loader = make_loader(x, y, batch_size=VAE_RUN.batch_size, generator=torch.Generator().manual_seed(0))
         total = epochs * len(loader)
         t0 = time.perf_counter()
-        fit(model, loader, epochs=epochs, lr=lr, lr_schedule=cosine_schedule(len(loader), total, 0.05), progress=False)
+        fit(
+            model,
+            loader,
+            epochs=epochs,
+            lr=VAE_RUN.lr,
+            lr_schedule=cosine_schedule(len(loader), total, 0.05),
+            progress=False,
+        )
     return model, time.perf_counter() - t0
 
 
@@ -158,7 +153,7 @@ def run_part(part: str, clf: torch.nn.Module, device: torch.device) -> dict[str,
     elif part in RUNS:
         model, secs = train_gan(part, device)
         fake = model.sample(n, generator=torch.Generator().manual_seed(1))
-        f = RUNS[part]["fit"]
+        f = RUNS[part].fit
         score(part, fake, f"  [{gan_steps(part)} G steps, n_critic {f['n_critic']}, {secs:.0f} s]")
         if part == "cgan":
             per_class = []

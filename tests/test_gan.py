@@ -126,6 +126,38 @@ def test_label_smoothing_changes_only_the_real_target():
     torch.testing.assert_close(diff, want, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("kind", ["toy", "dcgan"])
+def test_label_smoothing_is_bce_with_real_target_one_minus_s(kind, smoothing):
+    """One-sided (Salimans et al. 2016): L_D = BCE(D(x), 1 - s) + BCE(D(G(z)), 0); s = 0 is the plain loss."""
+    torch.manual_seed(0)
+    if kind == "toy":
+        model, x = ToyGAN(GANConfig(z_dim=2, hidden=8, depth=1, label_smoothing=smoothing)), torch.randn(16, 2)
+    else:
+        model, x = DCGAN(DCGANConfig(**TINY_DC, label_smoothing=smoothing)), _images()[0]
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    fake = model._fake(x.shape[0], None, gen())
+    real_logit, fake_logit = model.critic(x), model.critic(fake)
+    want = F.binary_cross_entropy_with_logits(
+        real_logit, torch.full_like(real_logit, 1 - smoothing)
+    ) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+    torch.testing.assert_close(model.d_loss(x, generator=gen())[0], want)
+
+
+def test_label_smoothing_pinned_value():
+    """A discriminator that outputs the logit 1 everywhere: L_D = (1 - s) softplus(-1) + s softplus(1) + softplus(1)."""
+    values = {}
+    for s in (0.0, 0.2):
+        model = ToyGAN(GANConfig(z_dim=2, hidden=8, depth=1, label_smoothing=s))
+        with torch.no_grad():
+            model.discriminator[-1].weight.zero_()
+            model.discriminator[-1].bias.fill_(1.0)
+        values[s] = model.d_loss(torch.randn(8, 2))[0]
+    torch.testing.assert_close(values[0.0], torch.tensor(1.626523))  # softplus(-1) + softplus(1)
+    torch.testing.assert_close(values[0.2], torch.tensor(1.826523))  # 0.8 * 0.313262 + 1.2 * 1.313262
+    assert ToyGAN(GANConfig(label_smoothing=0.1)).g_loss(torch.randn(4, 2))[0].isfinite()  # G's loss is untouched
+
+
 def test_losses_stay_finite_for_huge_logits():
     torch.manual_seed(0)
     model = ToyGAN(GANConfig(z_dim=2, hidden=8, depth=1))
@@ -191,8 +223,14 @@ def test_interpolate_endpoints_and_norm():
         (lambda: GANConfig(loss="wgan-gp", r1_weight=1.0), ValueError, "r1_weight applies to"),
         (lambda: DCGANConfig(loss="minimax"), ValueError, "loss must be one of"),
         (lambda: DCGANConfig(n_classes=1), ValueError, "n_classes must be 0"),
-        (lambda: DCGANConfig(label_smoothing=1.0), ValueError, r"label_smoothing must be in \[0, 1\)"),
-        (lambda: DCGANConfig(loss="wgan-gp", label_smoothing=0.1), ValueError, "applies to the 'ns' loss"),
+        (lambda: GANConfig(label_smoothing="0.1"), TypeError, "label_smoothing must be a number"),
+        (lambda: GANConfig(label_smoothing=True), TypeError, "label_smoothing must be a number"),
+        (lambda: GANConfig(label_smoothing=0.5), ValueError, r"label_smoothing must be in \[0, 0.5\)"),
+        (lambda: GANConfig(label_smoothing=-0.1), ValueError, r"label_smoothing must be in \[0, 0.5\)"),
+        (lambda: GANConfig(loss="wgan-gp", label_smoothing=0.1), ValueError, "wgan-gp has no labels"),
+        (lambda: DCGANConfig(label_smoothing=None), TypeError, "label_smoothing must be a number"),
+        (lambda: DCGANConfig(label_smoothing=1.0), ValueError, r"label_smoothing must be in \[0, 0.5\)"),
+        (lambda: DCGANConfig(loss="wgan-gp", label_smoothing=0.1), ValueError, "wgan-gp has no labels"),
         (lambda: DCGAN(GANConfig()), TypeError, "cfg must be a DCGANConfig"),
         (lambda: DCGAN(DCGANConfig(**TINY_DC)).d_loss(torch.rand(2, 1, 32, 32)), ValueError, r"shape \(N, 1, 28, 28\)"),
         (

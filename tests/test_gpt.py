@@ -11,6 +11,7 @@ from genai_lib.models.gpt import (
     GPT,
     CausalSelfAttention,
     GPTConfig,
+    apply_rope,
     estimate_mfu,
     flops_per_token,
     train_gpt,
@@ -95,6 +96,40 @@ def test_kv_cache_greedy_equals_full_recomputation(batch):
     # and the cached step's logits equal a full forward pass
     logits_full = model(fast[:, :-1])[0][:, -1]
     torch.testing.assert_close(logits_full.argmax(-1), fast[:, -1])
+
+
+ROPE = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16, pos="rope", tie_weights=False)
+
+
+def test_rope_variant_is_causal_cached_and_untied():
+    model = tiny(ROPE).eval()
+    assert not hasattr(model, "wpe") and model.lm_head.weight is not model.wte.weight
+    assert "rope_cos" not in model.state_dict()  # fixed tables are rebuilt, not saved
+    x = ids(2, 12)
+    x2 = x.clone()
+    x2[:, 7] = (x2[:, 7] + 1) % 11
+    torch.testing.assert_close(model(x)[0][:, :7], model(x2)[0][:, :7], rtol=0, atol=0)
+    prompt = ids(2, 3)
+    fast = model.generate(prompt, ROPE.block_size - 3, greedy=True)
+    assert torch.equal(fast, model.generate(prompt, ROPE.block_size - 3, greedy=True, use_cache=False))
+    maps = model.attention_maps(x)
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, 2, 12))
+
+
+def test_rope_scores_depend_on_relative_position_only():
+    from genai_lib.models.gpt import rope_tables
+
+    cos, sin = rope_tables(20, 8)
+    q, k = torch.randn(8), torch.randn(8)
+
+    def score(t, s):  # rotated q at position t dotted with rotated k at position s
+        qt = apply_rope(q.view(1, 1, 1, 8), cos[t : t + 1], sin[t : t + 1])
+        ks = apply_rope(k.view(1, 1, 1, 8), cos[s : s + 1], sin[s : s + 1])
+        return float((qt * ks).sum())
+
+    assert score(5, 2) == pytest.approx(score(15, 12), abs=1e-5)
+    assert score(3, 3) == pytest.approx(float(q @ k), abs=1e-5)  # same position: no net rotation
+    assert abs(score(5, 2) - score(5, 4)) > 1e-3
 
 
 def test_generation_beyond_block_size_and_long_prompt():
@@ -186,6 +221,9 @@ def test_train_gpt_learns_a_tiny_corpus():
         ({"n_layer": 2.0}, TypeError, "n_layer must be an int"),
         ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\)"),
         ({"bias": "yes"}, TypeError, "bias must be a bool"),
+        ({"pos": "sinusoid"}, ValueError, "pos must be 'learned' or 'rope'"),
+        ({"pos": "rope", "n_embd": 6, "n_head": 2}, ValueError, "even head size"),
+        ({"tie_weights": 1}, TypeError, "tie_weights must be a bool"),
     ],
 )
 def test_bad_configs(kwargs, exc, match):

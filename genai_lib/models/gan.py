@@ -4,7 +4,8 @@ Papers: Goodfellow et al. 2014 (the minimax game and the non-saturating generato
 Radford et al. 2016 (DCGAN: strided convolutions, batch norm in the generator, LeakyReLU in
 the discriminator), Mirza & Osindero 2014 (conditional GAN), Miyato & Koyama 2018 (projection
 discriminator, used here for the conditional critic), Gulrajani et al. 2017 (WGAN-GP),
-Mescheder et al. 2018 (the R1 penalty on real data), Lin et al. 2018 (PacGAN packing).
+Mescheder et al. 2018 (the R1 penalty on real data), Lin et al. 2018 (PacGAN packing),
+Salimans et al. 2016 (one-sided label smoothing).
 
 Every model has ``.generator`` and ``.discriminator`` submodules and the two halves of the
 game, ``d_loss(batch) -> (loss, logs)`` and ``g_loss(batch) -> (loss, logs)``, which
@@ -13,7 +14,9 @@ game, ``d_loss(batch) -> (loss, logs)`` and ``g_loss(batch) -> (loss, logs)``, w
 ``-log(1 - sigmoid(l)) = softplus(l)``, both finite for any ``l``.
 
 - ``"ns"`` (non-saturating, Goodfellow 2014 §3): ``L_D = softplus(-D(x)) + softplus(D(G(z)))``,
-  ``L_G = softplus(-D(G(z)))`` (i.e. ``-log D(G(z))``).
+  ``L_G = softplus(-D(G(z)))`` (i.e. ``-log D(G(z))``). With one-sided label smoothing ``s``
+  (Salimans et al. 2016 §3.4) the real target is ``1 - s``:
+  ``L_D = (1 - s) softplus(-D(x)) + s softplus(D(x)) + softplus(D(G(z)))``; fakes keep target 0.
 - ``"minimax"`` (the game as written): same ``L_D``; ``L_G = -softplus(D(G(z)))``
   (i.e. ``log(1 - D(G(z)))``), which saturates when D wins.
 - ``"wgan-gp"``: ``L_D = D(G(z)) - D(x) + lambda (||grad D(x_hat)|| - 1)^2``, ``L_G = -D(G(z))``.
@@ -31,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_images, check_positive, check_probability, check_tensor
+from genai_lib._checks import check_images, check_positive, check_tensor
 from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp
 
 __all__ = [
@@ -57,6 +60,16 @@ LOSSES = ("ns", "minimax", "wgan-gp")
 def _check_loss(loss: Any, allowed: tuple[str, ...]) -> None:
     if loss not in allowed:
         raise ValueError(f"loss must be one of {allowed}, got {loss!r}")
+
+
+def _check_label_smoothing(value: Any, loss: str) -> None:
+    """One-sided label smoothing: a number in [0, 0.5) (the real target 1 - s must stay above 1/2); BCE losses only."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"label_smoothing must be a number, got {type(value).__name__}")
+    if not 0 <= value < 0.5:
+        raise ValueError(f"label_smoothing must be in [0, 0.5), got {value!r}")
+    if value and loss == "wgan-gp":
+        raise ValueError("label_smoothing applies to the BCE losses ('ns', 'minimax'); wgan-gp has no labels")
 
 
 def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -156,7 +169,7 @@ class _GANBase(nn.Module):
             }
         else:
             # BCE with logits; one-sided label smoothing (Salimans et al. 2016): real target 1 - s.
-            s = getattr(self.cfg, "label_smoothing", 0.0)
+            s = self.cfg.label_smoothing
             real_term = (1 - s) * F.softplus(-real_out) + s * F.softplus(real_out)
             loss = real_term.mean() + F.softplus(fake_out).mean()
             if r1:  # R1 (Mescheder et al. 2018): (gamma / 2) E ||grad_x D(x)||^2 on real data
@@ -210,6 +223,7 @@ class GANConfig:
     gp_weight: float = 0.1  # lambda of the gradient penalty (wgan-gp only); Gulrajani used 0.1 on toy data
     pack: int = 1  # PacGAN (Lin et al. 2018): D judges `pack` samples at once; 1 = a plain GAN
     r1_weight: float = 0.0  # gamma of the R1 penalty on real data (Mescheder et al. 2018; ns/minimax); 0 = off
+    label_smoothing: float = 0.0  # one-sided (Salimans et al. 2016): D's real target is 1 - s; ns/minimax; 0 = off
 
     def __post_init__(self) -> None:
         for name in ("data_dim", "z_dim", "hidden", "depth", "pack"):
@@ -219,6 +233,7 @@ class GANConfig:
         check_positive("r1_weight", self.r1_weight, integer=False, allow_zero=True)
         if self.r1_weight and self.loss == "wgan-gp":
             raise ValueError("r1_weight applies to the 'ns' and 'minimax' losses; wgan-gp has its own gradient penalty")
+        _check_label_smoothing(self.label_smoothing, self.loss)
 
 
 class ToyGAN(_GANBase):
@@ -267,7 +282,7 @@ class DCGANConfig:
     embed_dim: int = 16  # size of the class embedding concatenated to z (conditional only)
     loss: str = "ns"  # "ns" (non-saturating) or "wgan-gp" (critic + gradient penalty)
     gp_weight: float = 10.0  # lambda of the gradient penalty (Gulrajani et al. 2017 use 10)
-    label_smoothing: float = 0.0  # one-sided: real target 1 - s for D (ns only); 0 = off
+    label_smoothing: float = 0.0  # one-sided (Salimans et al. 2016): D's real target is 1 - s (ns only); 0 = off
     batchnorm: bool = True  # BatchNorm in the generator (Radford et al.); D never uses it
 
     def __post_init__(self) -> None:
@@ -278,11 +293,9 @@ class DCGANConfig:
             raise ValueError("n_classes must be 0 (unconditional) or >= 2, got 1")
         _check_loss(self.loss, ("ns", "wgan-gp"))
         check_positive("gp_weight", self.gp_weight, integer=False, allow_zero=True)
-        check_probability("label_smoothing", self.label_smoothing, open_high=True)
+        _check_label_smoothing(self.label_smoothing, self.loss)
         if not isinstance(self.batchnorm, bool):
             raise TypeError(f"batchnorm must be a bool, got {type(self.batchnorm).__name__}")
-        if self.label_smoothing and self.loss == "wgan-gp":
-            raise ValueError("label_smoothing applies to the 'ns' loss only, not to 'wgan-gp'")
 
 
 class DCGANGenerator(nn.Module):

@@ -42,7 +42,12 @@ __all__ = [
     "flops_per_token",
     "estimate_mfu",
     "train_gpt",
+    "rope_tables",
+    "apply_rope",
 ]
+
+
+Rope = tuple[torch.Tensor, torch.Tensor] | None  # rotary (cos, sin) tables for the current positions
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class GPTConfig:
     n_embd: int = 128  # C: width of the residual stream; must be divisible by n_head
     dropout: float = 0.0  # dropout on embeddings, attention weights and residual branches
     bias: bool = False  # biases in Linear and LayerNorm layers (GPT-2 had them; without is a bit faster)
+    pos: str = "learned"  # positions: "learned" embeddings added to the input (GPT-2) or "rope" (rotary, Su et al.)
+    tie_weights: bool = True  # share the (V, C) token embedding with the output layer (Press & Wolf 2017)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -68,6 +75,36 @@ class GPTConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not isinstance(self.bias, bool):
             raise TypeError(f"bias must be a bool, got {type(self.bias).__name__}")
+        if not isinstance(self.tie_weights, bool):
+            raise TypeError(f"tie_weights must be a bool, got {type(self.tie_weights).__name__}")
+        if self.pos not in ("learned", "rope"):
+            raise ValueError(f"pos must be 'learned' or 'rope', got {self.pos!r}")
+        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"pos='rope' needs an even head size n_embd / n_head, got {self.n_embd // self.n_head}")
+
+
+def rope_tables(n_pos: int, head_size: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables (n_pos, head_size / 2) of rotary position embeddings (Su et al. 2021).
+
+    Pair i of a query or key at position t is rotated by the angle t * base^(-2i / head_size):
+    the dot product of a rotated query at t and a rotated key at s then depends on t - s only.
+    """
+    check_positive("n_pos", n_pos)
+    if head_size % 2 or head_size <= 0:
+        raise ValueError(f"head_size must be a positive even number, got {head_size}")
+    inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float64) / head_size)  # (hs/2,)
+    angles = torch.arange(n_pos, dtype=torch.float64)[:, None] * inv_freq  # (n_pos, hs/2)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, nh, T, hs) queries or keys: halves (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin).
+
+    cos, sin: (T, hs / 2) rows of :func:`rope_tables` for the T positions of x.
+    """
+    x1, x2 = x.chunk(2, dim=-1)  # 2 x (B, nh, T, hs/2)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
 class KVCache:
@@ -107,16 +144,20 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_drop = nn.Dropout(dropout)
 
-    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _heads(self, x: torch.Tensor, rope: Rope = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         shape = (B, T, self.n_head, C // self.n_head)
-        return tuple(t.view(shape).transpose(1, 2) for t in (q, k, v))  # 3 x (B, nh, T, hs)
+        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))  # 3 x (B, nh, T, hs)
+        if rope is not None:  # rotary positions: rotate queries and keys by their position's angle
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return q, k, v
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        """x: (B, T, C) -> (B, T, C). With ``cache``, x holds the T *new* positions only."""
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: Rope = None) -> torch.Tensor:
+        """x: (B, T, C) -> (B, T, C). With ``cache``, x holds the T *new* positions only.
+        ``rope``: (cos, sin) tables (T, hs/2) for these T positions, or None (learned positions)."""
         B, T, C = x.shape
-        q, k, v = self._heads(x)  # (B, nh, T, hs)
+        q, k, v = self._heads(x, rope)  # (B, nh, T, hs)
         p = self.dropout if self.training else 0.0
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, nh, T, hs)
@@ -137,10 +178,10 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
         return self.resid_drop(self.c_proj(y))
 
-    def forward_with_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_with_weights(self, x: torch.Tensor, rope: Rope = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The explicit formula: returns (output (B, T, C), attention weights (B, nh, T, T))."""
         B, T, C = x.shape
-        q, k, v = self._heads(x)  # (B, nh, T, hs)
+        q, k, v = self._heads(x, rope)  # (B, nh, T, hs)
         scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])  # (B, nh, T, T)
         mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)  # rows sum to 1
@@ -163,8 +204,8 @@ class Block(nn.Module):
             nn.Dropout(cfg.dropout),
         )
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: Rope = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer, rope)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -177,12 +218,18 @@ class GPT(nn.Module):
             raise TypeError(f"GPT needs a GPTConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)  # token embedding (V, C)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)  # learned positions (block_size, C)
+        if cfg.pos == "learned":
+            self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)  # learned positions (block_size, C)
+        else:  # rotary: fixed tables, not parameters (and not saved in the state dict)
+            cos, sin = rope_tables(cfg.block_size, cfg.n_embd // cfg.n_head)
+            self.register_buffer("rope_cos", cos, persistent=False)  # (block_size, hs/2)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight  # weight tying: one (V, C) matrix in and out
+        if cfg.tie_weights:
+            self.lm_head.weight = self.wte.weight  # weight tying: one (V, C) matrix in and out
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight") or name.endswith("mlp.2.weight"):  # residual projections
@@ -198,7 +245,7 @@ class GPT(nn.Module):
     def num_params(self, non_embedding: bool = False) -> int:
         """Number of parameters (the tied matrix counted once); ``non_embedding`` drops the positions."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.wpe.weight.numel() if non_embedding else n
+        return n - self.wpe.weight.numel() if non_embedding and self.cfg.pos == "learned" else n
 
     def _check_idx(self, idx: Any, name: str = "idx") -> torch.Tensor:
         if (
@@ -213,13 +260,20 @@ class GPT(nn.Module):
     def _hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Token ids (B, T) -> final hidden states (B, T, C), positions continuing the cache."""
         start = cache.pos if cache is not None else 0
-        pos = torch.arange(start, start + idx.shape[1], device=idx.device)  # (T,)
-        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+        x, rope = self._embed(idx, start)  # (B, T, C)
+        x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i)
+            x = block(x, cache, i, rope)
         if cache is not None:
             cache.pos += idx.shape[1]
         return self.ln_f(x)
+
+    def _embed(self, idx: torch.Tensor, start: int = 0) -> tuple[torch.Tensor, Rope]:
+        """Token ids (B, T) at positions start.. -> embeddings (B, T, C) and the rotary tables (or None)."""
+        end = start + idx.shape[1]
+        if self.cfg.pos == "learned":
+            return self.wte(idx) + self.wpe(torch.arange(start, end, device=idx.device)), None
+        return self.wte(idx), (self.rope_cos[start:end], self.rope_sin[start:end])
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
@@ -254,11 +308,10 @@ class GPT(nn.Module):
         idx = self._check_idx(idx)
         if idx.shape[1] > self.cfg.block_size:
             raise ValueError(f"sequence length {idx.shape[1]} exceeds block_size={self.cfg.block_size}")
-        pos = torch.arange(idx.shape[1], device=idx.device)
-        x = self.wte(idx) + self.wpe(pos)  # (B, T, C), eval: no dropout
+        x, rope = self._embed(idx)  # (B, T, C), eval: no dropout
         maps = []
         for block in self.blocks:
-            y, w = block.attn.forward_with_weights(block.ln_1(x))
+            y, w = block.attn.forward_with_weights(block.ln_1(x), rope)
             maps.append(w)
             x = x + y
             x = x + block.mlp[:3](block.ln_2(x))
