@@ -13,9 +13,6 @@ DRAFTS = {
     "chapters/03_gans/03a_gan_theory_and_toy",
     "chapters/03_gans/03b_dcgan_mnist",
     "chapters/03_gans/03c_conditional_and_vaegan",
-    "chapters/07_language_models/07_language_models",
-    "chapters/08_transformers/08a_attention",
-    "chapters/08_transformers/08b_gpt",
 }
 
 
