@@ -158,6 +158,26 @@ def test_label_smoothing_pinned_value():
     assert ToyGAN(GANConfig(label_smoothing=0.1)).g_loss(torch.randn(4, 2))[0].isfinite()  # G's loss is untouched
 
 
+def test_diffaugment_shifts_what_d_sees_and_keeps_gradients():
+    x = _images()[0]
+    torch.manual_seed(0)
+    plain = DCGAN(DCGANConfig(**TINY_DC))
+    torch.manual_seed(0)
+    aug = DCGAN(DCGANConfig(**TINY_DC, augment=2))  # same weights: only the augmentation differs
+    g = torch.Generator().manual_seed(3)
+    seen = []
+    aug.discriminator.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    loss, _ = aug.d_loss(x, generator=g)
+    assert not torch.equal(seen[0], x)  # the real images were shifted ...
+    assert seen[0].shape == x.shape and float(seen[0].sum()) <= float(x.sum()) + 1e-4  # ... zero-filled
+    assert plain._augment(x, g) is x  # augment=0: D sees the images untouched
+    torch.testing.assert_close(aug.discriminator(x), plain.discriminator(x))  # same D, so the shift made the change
+    g_loss, _ = aug.g_loss(x, generator=torch.Generator().manual_seed(4))
+    g_loss.backward()  # the shift is differentiable: G still gets a gradient through D
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in aug.generator.parameters())
+    assert bool(torch.isfinite(loss))
+
+
 def test_losses_stay_finite_for_huge_logits():
     torch.manual_seed(0)
     model = ToyGAN(GANConfig(z_dim=2, hidden=8, depth=1))
@@ -223,6 +243,9 @@ def test_interpolate_endpoints_and_norm():
         (lambda: GANConfig(loss="wgan-gp", r1_weight=1.0), ValueError, "r1_weight applies to"),
         (lambda: DCGANConfig(loss="minimax"), ValueError, "loss must be one of"),
         (lambda: DCGANConfig(n_classes=1), ValueError, "n_classes must be 0"),
+        (lambda: DCGANConfig(augment=-1), ValueError, "augment must be >= 0"),
+        (lambda: DCGANConfig(augment=8), ValueError, "augment .* at most 7"),
+        (lambda: DCGANConfig(augment=1.5), TypeError, "augment must be an int"),
         (lambda: GANConfig(label_smoothing="0.1"), TypeError, "label_smoothing must be a number"),
         (lambda: GANConfig(label_smoothing=True), TypeError, "label_smoothing must be a number"),
         (lambda: GANConfig(label_smoothing=0.5), ValueError, r"label_smoothing must be in \[0, 0.5\)"),

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_positive
+from genai_lib._checks import check_positive, check_tensor
 
-__all__ = ["ConvDecoder28", "ConvEncoder28", "mlp"]
+__all__ = ["ConvDecoder28", "ConvEncoder28", "mlp", "random_shift"]
 
 
 def mlp(
@@ -108,3 +109,27 @@ class ConvDecoder28(nn.Module):
         if z.dim() != 2 or z.shape[1] != self.in_dim:
             raise ValueError(f"ConvDecoder28 expects input of shape (B, {self.in_dim}), got {tuple(z.shape)}")
         return self.net(z)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift each image (B, C, H, W) by its own random offset in [-max_shift, max_shift]^2, zero-filled.
+
+    Differentiable in x (a gather from the padded images), so it can sit between a generator and
+    its discriminator (DiffAugment): the VAE's ``shift`` and the DCGAN's ``augment`` use it.
+    """
+    check_tensor("x", x)
+    if x.dim() != 4:
+        raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+    check_positive("max_shift", max_shift, allow_zero=True)
+    if max_shift == 0:
+        return x
+    b, _, h, w = x.shape
+    s = max_shift
+    padded = F.pad(x, (s, s, s, s))  # (B, C, H + 2s, W + 2s)
+    dev = generator.device if generator is not None else x.device
+    dy, dx = torch.randint(0, 2 * s + 1, (2, b, 1), generator=generator, device=dev).to(x.device)
+    rows = (torch.arange(h, device=x.device) + dy)[:, None, :, None]  # (B, 1, H, 1)
+    cols = (torch.arange(w, device=x.device) + dx)[:, None, None, :]  # (B, 1, 1, W)
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, chans, rows, cols]  # (B, C, H, W)

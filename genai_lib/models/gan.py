@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_images, check_positive, check_tensor
-from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp
+from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp, random_shift
 
 __all__ = [
     "LOSSES",
@@ -148,6 +148,13 @@ class _GANBase(nn.Module):
     def _fake(self, n: int, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
         return self.generate(_randn((n, self.cfg.z_dim), generator, self.device), labels)
 
+    def _augment(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """DiffAugment: the same kind of random, differentiable shift for real and fake images, in
+        both players' losses, so D cannot memorise the few real images and G is not taught to
+        draw shifted digits (augmenting only the real images would do that)."""
+        shift = getattr(self.cfg, "augment", 0)
+        return random_shift(x, shift, generator) if shift else x
+
     def d_loss(self, batch: Any, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         """Discriminator (critic) loss on a real batch and as many fresh fakes; G gets no gradient."""
         x, y = self._split(batch)
@@ -156,7 +163,8 @@ class _GANBase(nn.Module):
         r1 = getattr(self.cfg, "r1_weight", 0.0)
         if r1:
             x = x.detach().requires_grad_(True)
-        real_out, fake_out = self.critic(x, y), self.critic(fake, y)
+        real_out = self.critic(self._augment(x, generator), y)
+        fake_out = self.critic(self._augment(fake, generator), y)
         if self.cfg.loss == "wgan-gp":
             gp = gradient_penalty(lambda t: self.critic(t, y), x, fake, generator)
             wdist = real_out.mean() - fake_out.mean()  # critic's estimate of W(p_data, p_G)
@@ -184,7 +192,7 @@ class _GANBase(nn.Module):
     def g_loss(self, batch: Any, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         """Generator loss on a fresh batch of fakes (the batch gives its size and labels)."""
         x, y = self._split(batch)
-        out = self.critic(self._fake(x.shape[0], y, generator), y)
+        out = self.critic(self._augment(self._fake(x.shape[0], y, generator), generator), y)
         if self.cfg.loss == "wgan-gp":
             return -out.mean(), {"g_fake": out.mean().detach()}
         loss = F.softplus(-out).mean() if self.cfg.loss == "ns" else -F.softplus(out).mean()
@@ -284,6 +292,7 @@ class DCGANConfig:
     gp_weight: float = 10.0  # lambda of the gradient penalty (Gulrajani et al. 2017 use 10)
     label_smoothing: float = 0.0  # one-sided (Salimans et al. 2016): D's real target is 1 - s (ns only); 0 = off
     batchnorm: bool = True  # BatchNorm in the generator (Radford et al.); D never uses it
+    augment: int = 0  # DiffAugment (Zhao et al. 2020): D sees real and fake images shifted by up to this many pixels
 
     def __post_init__(self) -> None:
         for name in ("z_dim", "width", "embed_dim"):
@@ -296,6 +305,9 @@ class DCGANConfig:
         _check_label_smoothing(self.label_smoothing, self.loss)
         if not isinstance(self.batchnorm, bool):
             raise TypeError(f"batchnorm must be a bool, got {type(self.batchnorm).__name__}")
+        check_positive("augment", self.augment, allow_zero=True)
+        if self.augment > 7:
+            raise ValueError(f"augment (a shift in pixels) must be at most 7 for 28x28 images, got {self.augment}")
 
 
 class DCGANGenerator(nn.Module):

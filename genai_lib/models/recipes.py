@@ -73,9 +73,14 @@ class GANRecipe:
 
 
 GAN_MNIST: dict[str, GANRecipe] = {
-    "dcgan": GANRecipe(DCGANConfig(z_dim=64, width=32), {"steps": 3000, "lr_g": 2e-4, "lr_d": 2e-4, "n_critic": 1}),
+    # DCGAN, 3,000 steps, FID at n=1,000 (seed 0): lr 2e-4 without augmentation 151.1; with DiffAugment
+    # shifts of up to 2 pixels 139.5; with the shifts and lr 5e-4 118.2 (the chapter-2 conv VAE: 125.5).
+    "dcgan": GANRecipe(
+        DCGANConfig(z_dim=64, width=32, augment=2), {"steps": 3000, "lr_g": 5e-4, "lr_d": 5e-4, "n_critic": 1}
+    ),
     "cgan": GANRecipe(
-        DCGANConfig(z_dim=64, width=32, n_classes=10), {"steps": 3000, "lr_g": 2e-4, "lr_d": 2e-4, "n_critic": 1}
+        DCGANConfig(z_dim=64, width=32, n_classes=10, augment=2),
+        {"steps": 3000, "lr_g": 5e-4, "lr_d": 5e-4, "n_critic": 1},
     ),
     "wgan": GANRecipe(
         DCGANConfig(z_dim=64, width=32, loss="wgan-gp"),

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_images, check_positive, check_tensor
-from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp
+from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp, random_shift
 
 __all__ = ["VAEConfig", "VAE", "bernoulli_nll", "gaussian_kl", "neg_elbo", "random_shift"]
 
@@ -226,26 +226,6 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         got = f"{tuple(logits.shape)} and {tuple(x.shape)}"
         raise ValueError(f"logits and x must have the same shape (B, ...), got {got}")
     return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").flatten(1).sum(dim=1)
-
-
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift each image (B, C, H, W) by its own random offset in [-max_shift, max_shift]^2, zero-filled."""
-    check_tensor("x", x)
-    if x.dim() != 4:
-        raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
-    check_positive("max_shift", max_shift, allow_zero=True)
-    if max_shift == 0:
-        return x
-    b, _, h, w = x.shape
-    s = max_shift
-    padded = F.pad(x, (s, s, s, s))  # (B, C, H + 2s, W + 2s)
-    dev = generator.device if generator is not None else x.device
-    dy, dx = torch.randint(0, 2 * s + 1, (2, b, 1), generator=generator, device=dev).to(x.device)
-    rows = (torch.arange(h, device=x.device) + dy)[:, None, :, None]  # (B, 1, H, 1)
-    cols = (torch.arange(w, device=x.device) + dx)[:, None, None, :]  # (B, 1, 1, W)
-    batch = torch.arange(b, device=x.device)[:, None, None, None]
-    chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    return padded[batch, chans, rows, cols]  # (B, C, H, W)
 
 
 @torch.no_grad()
