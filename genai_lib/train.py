@@ -179,6 +179,97 @@ def _batches_from(loader: Iterable, epoch: int, offset: int) -> Iterable:
     return islice(iter(loader), offset, None)
 
 
+def _step_budget(
+    loader: Iterable, epochs: int | None, steps: int | None, *, n_critic: int = 1
+) -> tuple[int | None, int]:
+    """``(len(loader) or None, total steps)`` from exactly one of ``epochs`` and ``steps``.
+
+    A step consumes ``n_critic`` batches (1 for :func:`fit`; ``fit_gan``'s ``n_critic``).
+    """
+    if (epochs is None) == (steps is None):
+        raise ValueError(f"give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
+    check_positive("n_critic", n_critic)
+    n_batches = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+    if n_batches == 0:
+        raise ValueError("the training loader is empty: it yields no batches")
+    if epochs is not None:
+        check_positive("epochs", epochs)
+        if n_batches is None:
+            raise ValueError("epochs needs a loader with len(); give steps instead")
+        return n_batches, max(1, epochs * n_batches // n_critic)
+    check_positive("steps", steps)
+    return n_batches, int(steps)  # type: ignore[arg-type]
+
+
+def _restore_run(
+    path: Path | None,
+    model: nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    *,
+    resume: bool,
+    meta: dict[str, Any] | None,
+    total: int,
+    validate: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[History, int, dict[str, Any]]:
+    """Continue a run from the checkpoint at ``path``: weights, optimizers, history, step and RNG state.
+
+    Returns ``(history, step, state)``; ``state`` holds the trainer's own extra entries and is
+    empty on a fresh start (no path, ``resume=False`` or no file yet). ``optimizers`` maps a
+    checkpoint key to its optimizer (a key the file lacks is skipped); ``validate(state)`` may
+    reject a file written by another trainer before anything is loaded.
+    """
+    if path is None or not resume or not path.exists():
+        return History(), 0, {}
+    state = load_checkpoint(path, expect_config=getattr(model, "cfg", None), map_location=model_device(model))
+    if meta is not None and state.get("meta") != meta:
+        raise CheckpointError(
+            f"{path} was written by a different training run (meta differs); pass resume=False to start over"
+        )
+    if validate is not None:
+        validate(state)
+    model.load_state_dict(state["model"])
+    for key, opt in optimizers.items():
+        if key in state:
+            opt.load_state_dict(state[key])
+    history = History.from_dict(state.get("history", {}))
+    step = int(state["step"])
+    if "rng" in state:
+        _set_rng_state(state["rng"])
+    if step > total:
+        raise ValueError(f"{path} is at step {step}, beyond the requested {total} steps")
+    return history, step, state
+
+
+def _save_run(
+    path: Path | None,
+    model: nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    *,
+    step: int,
+    total: int,
+    history: History,
+    meta: dict[str, Any] | None,
+    **extra: Any,
+) -> None:
+    """Write the full training state atomically for :func:`_restore_run` (a no-op without a path)."""
+    if path is None:
+        return
+    save_checkpoint(
+        path,
+        {
+            "model": model.state_dict(),
+            **{key: opt.state_dict() for key, opt in optimizers.items()},
+            "step": step,
+            "total": total,
+            **extra,
+            "history": history.to_dict(),
+            "rng": _rng_state(),
+            "config": config_dict(getattr(model, "cfg", None)),
+            "meta": meta or {},
+        },
+    )
+
+
 def fit(
     model: nn.Module,
     loader: Iterable,
@@ -214,19 +305,7 @@ def fit(
     """
     if not hasattr(model, "loss"):
         raise TypeError(f"{type(model).__name__} has no .loss(batch) method; fit needs the library's model contract")
-    if (epochs is None) == (steps is None):
-        raise ValueError(f"give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
-    n_batches = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
-    if n_batches == 0:
-        raise ValueError("the training loader is empty: it yields no batches")
-    if epochs is not None:
-        check_positive("epochs", epochs)
-        if n_batches is None:
-            raise ValueError("epochs needs a loader with len(); give steps instead")
-        total = epochs * n_batches
-    else:
-        check_positive("steps", steps)
-        total = int(steps)  # type: ignore[arg-type]
+    n_batches, total = _step_budget(loader, epochs, steps)
     check_positive("lr", lr, integer=False)
     check_positive("log_every", log_every)
     for name, value in (("checkpoint_every", checkpoint_every), ("val_every", val_every)):
@@ -243,40 +322,12 @@ def fit(
         raise ValueError(f"{type(model).__name__} has no trainable parameters")
     opt = optimizer or torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    history = History()
-    step = 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if ckpt_path is not None and resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, expect_config=getattr(model, "cfg", None), map_location=device)
-        if meta is not None and state.get("meta") != meta:
-            raise CheckpointError(
-                f"{ckpt_path} was written by a different training run (meta differs); pass resume=False to start over"
-            )
-        model.load_state_dict(state["model"])
-        if "optimizer" in state:
-            opt.load_state_dict(state["optimizer"])
-        history = History.from_dict(state.get("history", {}))
-        step = int(state["step"])
-        if "rng" in state:
-            _set_rng_state(state["rng"])
-        if step > total:
-            raise ValueError(f"{ckpt_path} is at step {step}, beyond the requested {total} steps")
+    optimizers = {"optimizer": opt}  # checkpoint key -> optimizer
+    history, step, _ = _restore_run(ckpt_path, model, optimizers, resume=resume, meta=meta, total=total)
 
     def save() -> None:
-        if ckpt_path is not None:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "step": step,
-                    "total": total,
-                    "history": history.to_dict(),
-                    "rng": _rng_state(),
-                    "config": config_dict(getattr(model, "cfg", None)),
-                    "meta": meta or {},
-                },
-            )
+        _save_run(ckpt_path, model, optimizers, step=step, total=total, history=history, meta=meta)
 
     from tqdm.auto import tqdm
 
@@ -397,7 +448,7 @@ def load_or_train(
     keyword arguments of ``fit`` and ``key`` (use it for anything else that changes the result,
     e.g. the data size) are the same. An interrupted training run resumes where it stopped. A
     corrupt cache file is reported with a warning and retrained, never silently used.
-    ``trainer`` is the training function (default :func:`fit`; :func:`fit_gan` for GANs).
+    ``trainer`` is the training function (default :func:`fit`; :func:`genai_lib.train_gan.fit_gan` for GANs).
     """
     trainer = trainer or fit
     if not name or not isinstance(name, str) or any(c in name for c in "/\\"):
@@ -439,269 +490,15 @@ def cosine_schedule(warmup: int, total: int, final: float = 0.1) -> Callable[[in
     return factor
 
 
-# --------------------------------------------------------------------------- GANs: fit_gan
-# Appended for chapter 3. Alternating updates for models with ``d_loss(batch)`` and
-# ``g_loss(batch)`` (genai_lib.models.gan, genai_lib.models.vaegan); reuses the helpers above.
+# GAN training (chapter 3) lives in genai_lib.train_gan; its names stay importable from here. They
+# load lazily (PEP 562) because train_gan imports this module: an eager re-export at the end of
+# this file would fail with a circular import whenever genai_lib.train_gan is imported first.
+_GAN_NAMES = frozenset({"DivergenceRule", "fit_gan", "load_or_train_gan", "_gan_param_groups", "_call_gan_loss"})
 
 
-@dataclass(frozen=True)
-class DivergenceRule:
-    """When :func:`fit_gan` declares a GAN run dead (besides any NaN/inf loss, always fatal).
+def __getattr__(name: str) -> Any:
+    if name in _GAN_NAMES:
+        from genai_lib import train_gan
 
-    The discriminator has "won" when its loss stays below ``d_loss_below`` while the
-    generator's loss stays above ``g_loss_above`` for ``patience`` consecutive steps: its
-    gradients then carry no signal and training will not recover. This rule is skipped for
-    critics (``cfg.loss == "wgan-gp"``), whose losses are unbounded scores, not probabilities.
-    """
-
-    d_loss_below: float = 1e-3  # D loss this close to 0 means D separates real from fake perfectly
-    g_loss_above: float = 10.0  # ... while G's loss explodes (-log D(G(z)) > 10: D(G(z)) < 5e-5)
-    patience: int = 200  # consecutive generator steps
-
-
-def _gan_param_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    if not (hasattr(model, "d_loss") and hasattr(model, "g_loss")):
-        raise TypeError(f"{type(model).__name__} needs d_loss(batch) and g_loss(batch) methods for fit_gan")
-    if not hasattr(model, "discriminator"):
-        raise TypeError(f"{type(model).__name__} needs a .discriminator submodule for fit_gan")
-    d_params = [p for p in model.discriminator.parameters() if p.requires_grad]
-    if hasattr(model, "generator_parameters"):
-        g_params = [p for p in model.generator_parameters() if p.requires_grad]
-    else:
-        d_ids = {id(p) for p in d_params}
-        g_params = [p for p in model.parameters() if p.requires_grad and id(p) not in d_ids]
-    if not d_params or not g_params:
-        raise ValueError(f"{type(model).__name__} needs trainable generator and discriminator parameters")
-    return g_params, d_params
-
-
-def _call_gan_loss(fn: Callable[[Any], Any], batch: Any, name: str) -> tuple[torch.Tensor, dict[str, Any]]:
-    out = fn(batch)
-    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
-        raise TypeError(f"{name}(batch) must return (scalar, logs dict), got {type(out).__name__}")
-    if not isinstance(out[0], torch.Tensor) or out[0].dim() != 0:
-        raise TypeError(f"{name} must return a scalar tensor first")
-    return out
-
-
-def fit_gan(
-    model: nn.Module,
-    loader: Iterable,
-    *,
-    steps: int | None = None,
-    epochs: int | None = None,
-    lr_g: float = 2e-4,
-    lr_d: float = 2e-4,
-    betas: tuple[float, float] = (0.5, 0.999),
-    n_critic: int = 1,
-    lr_schedule: Callable[[int], float] | str | None = None,
-    checkpoint: str | Path | None = None,
-    checkpoint_every: int | None = None,
-    resume: bool = True,
-    meta: dict[str, Any] | None = None,
-    amp: bool | None = None,
-    log_every: int = 1,
-    progress: bool = True,
-    desc: str | None = None,
-    callbacks: Sequence[Callable[[int, History], None]] = (),
-    divergence: DivergenceRule | None = DivergenceRule(),  # noqa: B008 (frozen, immutable)
-) -> History:
-    """Train a GAN by alternating ``n_critic`` discriminator steps with one generator step.
-
-    One *step* is one generator update; it consumes ``n_critic`` batches (one per D update;
-    the G update reuses the last one for its size and labels). ``epochs`` counts passes over
-    the loader, i.e. ``epochs * len(loader) // n_critic`` steps. Two Adam optimizers
-    (``betas=(0.5, 0.999)`` as in DCGAN): ``lr_d`` for ``model.discriminator``, ``lr_g`` for
-    the rest (or ``model.generator_parameters()`` if the model defines it); ``lr_schedule(step)``
-    multiplies both learning rates (e.g. :func:`cosine_schedule`; the string ``"cosine"`` means
-    ``cosine_schedule(0, total_steps, final=0.05)``, handy in plain-data experiment specs). During the G step
-    the discriminator's parameters are frozen (no wasted gradients).
-
-    The history logs ``d_loss``, ``g_loss`` and every entry of both logs dicts per step.
-    Checkpoints (both optimizers, step, history, RNG) are written atomically every
-    ``checkpoint_every`` steps and at the end; ``resume=True`` continues batch for batch. A
-    NaN/inf loss, or a discriminator that has won (see :class:`DivergenceRule`; ``None``
-    turns that rule off), raises :class:`TrainingDivergedError` naming the step.
-    """
-    g_params, d_params = _gan_param_groups(model)
-    if (epochs is None) == (steps is None):
-        raise ValueError(f"give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
-    check_positive("n_critic", n_critic)
-    n_batches = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
-    if n_batches == 0:
-        raise ValueError("the training loader is empty: it yields no batches")
-    if epochs is not None:
-        check_positive("epochs", epochs)
-        if n_batches is None:
-            raise ValueError("epochs needs a loader with len(); give steps instead")
-        total = max(1, epochs * n_batches // n_critic)
-    else:
-        check_positive("steps", steps)
-        total = int(steps)  # type: ignore[arg-type]
-    check_positive("lr_g", lr_g, integer=False)
-    check_positive("lr_d", lr_d, integer=False)
-    check_positive("log_every", log_every)
-    if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= float(b) < 1 for b in betas)):
-        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-    if checkpoint_every is not None:
-        check_positive("checkpoint_every", checkpoint_every)
-        if checkpoint is None:
-            raise ValueError("checkpoint_every needs a checkpoint path")
-    if lr_schedule == "cosine":
-        lr_schedule = cosine_schedule(0, total, final=0.05)
-    elif isinstance(lr_schedule, str) or (lr_schedule is not None and not callable(lr_schedule)):
-        raise ValueError(f"lr_schedule must be a callable, 'cosine' or None, got {lr_schedule!r}")
-    if divergence is not None and not isinstance(divergence, DivergenceRule):
-        raise TypeError(f"divergence must be a DivergenceRule or None, got {type(divergence).__name__}")
-
-    device = model_device(model)
-    opt_g = torch.optim.Adam(g_params, lr=lr_g, betas=tuple(betas))
-    opt_d = torch.optim.Adam(d_params, lr=lr_d, betas=tuple(betas))
-    history = History()
-    step = 0
-    streak = 0  # consecutive steps matching the divergence rule
-    ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if ckpt_path is not None and resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, expect_config=getattr(model, "cfg", None), map_location=device)
-        if meta is not None and state.get("meta") != meta:
-            raise CheckpointError(
-                f"{ckpt_path} was written by a different training run (meta differs); pass resume=False to start over"
-            )
-        if "opt_g" not in state:
-            raise CheckpointError(f"{ckpt_path} is not a fit_gan checkpoint (no generator optimizer state)")
-        model.load_state_dict(state["model"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        history = History.from_dict(state.get("history", {}))
-        step, streak = int(state["step"]), int(state.get("streak", 0))
-        if "rng" in state:
-            _set_rng_state(state["rng"])
-        if step > total:
-            raise ValueError(f"{ckpt_path} is at step {step}, beyond the requested {total} steps")
-
-    def save() -> None:
-        if ckpt_path is not None:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "model": model.state_dict(),
-                    "opt_g": opt_g.state_dict(),
-                    "opt_d": opt_d.state_dict(),
-                    "step": step,
-                    "total": total,
-                    "streak": streak,
-                    "n_critic": n_critic,
-                    "history": history.to_dict(),
-                    "rng": _rng_state(),
-                    "config": config_dict(getattr(model, "cfg", None)),
-                    "meta": meta or {},
-                },
-            )
-
-    def batches() -> Any:
-        """Endless batches, starting where ``step`` left off (exact for TensorLoader)."""
-        consumed = step * n_critic
-        epoch, offset = divmod(consumed, n_batches) if n_batches else (0, 0)
-        while True:
-            got = False
-            for b in _batches_from(loader, epoch, offset):
-                got = True
-                yield b
-            if not got:
-                raise ValueError("the training loader yielded no batches")
-            epoch, offset = epoch + 1, 0
-
-    critic_rule = getattr(getattr(model, "cfg", None), "loss", None) == "wgan-gp"
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=total, initial=step, desc=desc or f"train {type(model).__name__}", disable=not progress, leave=True
-    )
-    pending: list[tuple[int, torch.Tensor, torch.Tensor, dict[str, Any]]] = []
-
-    def flush() -> None:
-        nonlocal streak
-        if not pending:
-            return
-        pair = torch.stack([torch.stack([p[1].float(), p[2].float()]) for p in pending]).cpu()  # (n, 2)
-        for (s, _, _, logs), (dl, gl) in zip(pending, pair.tolist(), strict=True):
-            for name, value in (("discriminator", dl), ("generator", gl)):
-                if not math.isfinite(value):
-                    raise TrainingDivergedError(
-                        f"the {name} loss became {value} at step {s}; lower the learning rates, "
-                        f"check the data, or try loss='wgan-gp' (the last good checkpoint is kept)"
-                    )
-            if divergence is not None and not critic_rule:
-                streak = streak + 1 if (abs(dl) < divergence.d_loss_below and gl > divergence.g_loss_above) else 0
-                if streak >= divergence.patience:
-                    raise TrainingDivergedError(
-                        f"training diverged at step {s}: the discriminator loss stayed below "
-                        f"{divergence.d_loss_below} while the generator loss stayed above {divergence.g_loss_above} "
-                        f"for {divergence.patience} steps (D wins, G gets no gradient); lower lr_d, use label "
-                        f"smoothing or loss='wgan-gp' (pass divergence=None to disable this check)"
-                    )
-            history.step.append(s)
-            history.logs.setdefault("d_loss", []).append(dl)
-            history.logs.setdefault("g_loss", []).append(gl)
-            for k, v in logs.items():
-                history.logs.setdefault(k, []).append(float(v))
-        bar.update(len(pending))
-        bar.set_postfix(d=f"{history.logs['d_loss'][-1]:.4g}", g=f"{history.logs['g_loss'][-1]:.4g}")
-        pending.clear()
-        for cb in callbacks:
-            cb(step, history)
-
-    import time
-
-    t0 = time.perf_counter() - history.seconds
-    model.train()
-    stream = batches()
-    try:
-        while step < total:
-            if lr_schedule is not None:
-                factor = float(lr_schedule(step))
-                for opt, base in ((opt_g, lr_g), (opt_d, lr_d)):
-                    for group in opt.param_groups:
-                        group["lr"] = base * factor
-            for _ in range(n_critic):
-                batch = to_device(next(stream), device)
-                with autocast_for(device, amp):
-                    d_loss, d_logs = _call_gan_loss(model.d_loss, batch, "d_loss")
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-            for p in d_params:
-                p.requires_grad_(False)
-            try:
-                with autocast_for(device, amp):
-                    g_loss, g_logs = _call_gan_loss(model.g_loss, batch, "g_loss")
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-            finally:
-                for p in d_params:
-                    p.requires_grad_(True)
-            step += 1
-            logs = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in {**d_logs, **g_logs}.items()}
-            pending.append((step, d_loss.detach(), g_loss.detach(), logs))
-            if step % log_every == 0 or step == total:
-                flush()
-            if checkpoint_every is not None and step % checkpoint_every == 0 and step < total:
-                flush()
-                history.seconds = time.perf_counter() - t0
-                save()
-        flush()
-        history.seconds = time.perf_counter() - t0
-        save()
-    finally:
-        bar.close()
-    return history
-
-
-def load_or_train_gan(model: nn.Module, loader: Iterable, *, name: str, key: Any = None, **fit_kwargs: Any) -> History:
-    """:func:`load_or_train` for GANs: cached weights for ``name`` if trained identically, else ``fit_gan``.
-
-    The cache entry ``cache_dir()/name.pt`` matches on the model config, the simple keyword
-    arguments of :func:`fit_gan` and ``key``; an interrupted run resumes.
-    """
-    return load_or_train(model, loader, name=name, key=key, trainer=fit_gan, **fit_kwargs)
+        return getattr(train_gan, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -340,6 +340,19 @@ def test_fit_gan_checkpoint_resume_matches_uninterrupted(tmp_path):
         torch.testing.assert_close(a, b, msg=f"{k} differs after resume")
 
 
+@pytest.mark.parametrize("drop", ["opt_g", "opt_d"])
+def test_fit_gan_refuses_a_checkpoint_without_both_optimizers(tmp_path, drop):
+    from genai_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    ck = tmp_path / "gan.pt"
+    train.fit_gan(_toy("wgan-gp"), _ring_loader(), steps=3, n_critic=2, checkpoint=ck, progress=False)
+    state = load_checkpoint(ck)
+    del state[drop]
+    save_checkpoint(ck, state)
+    with pytest.raises(CheckpointError, match=f"not a fit_gan checkpoint \\(no {drop}"):
+        train.fit_gan(_toy("wgan-gp"), _ring_loader(), steps=5, n_critic=2, checkpoint=ck, progress=False)
+
+
 def test_load_or_train_gan_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
     a = _toy()
