@@ -82,10 +82,10 @@ GAN_MNIST: dict[str, GANRecipe] = {
         DCGANConfig(z_dim=64, width=32, n_classes=10, augment=2),
         {"steps": 3000, "lr_g": 5e-4, "lr_d": 5e-4, "n_critic": 1},
     ),
-    # WGAN-GP: FID 134.6, with augment=2 133.6: still above the chapter-2 VAE's 121.4 (an open gap).
+    # WGAN-GP, 1,200 steps: lr 2e-4 FID 134.6; with augment=2 133.6; with augment=2 and lr 5e-4 84.3.
     "wgan": GANRecipe(
-        DCGANConfig(z_dim=64, width=32, loss="wgan-gp"),
-        {"steps": 1200, "lr_g": 2e-4, "lr_d": 2e-4, "n_critic": 3, "betas": (0.5, 0.9)},
+        DCGANConfig(z_dim=64, width=32, loss="wgan-gp", augment=2),
+        {"steps": 1200, "lr_g": 5e-4, "lr_d": 5e-4, "n_critic": 3, "betas": (0.5, 0.9)},
     ),
     "vaegan": GANRecipe(VAEGANConfig(z_dim=16, width=32), {"steps": 2500, "lr_g": 3e-4, "lr_d": 2e-4, "n_critic": 1}),
 }
