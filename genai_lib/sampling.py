@@ -19,10 +19,14 @@ Shape legend: ``...`` any leading dimensions (usually B), V vocabulary size.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
 __all__ = [
+    "check_generation",
+    "eval_mode",
     "greedy",
     "apply_temperature",
     "top_k_filter",
@@ -155,3 +159,25 @@ def choose_next(
     if greedy:
         return _check_logits(logits).argmax(dim=-1, keepdim=True)
     return sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)[:, None]
+
+
+def check_generation(
+    max_new_tokens: int, *, greedy: bool, temperature: float, top_k: int | None, top_p: float | None
+) -> None:
+    """The argument checks every ``generate`` shares: a count >= 0, and valid settings unless greedy."""
+    from genai_lib._checks import check_positive
+
+    check_positive("max_new_tokens", max_new_tokens, allow_zero=True)
+    if not greedy:
+        check_sampling(temperature, top_k, top_p)
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run a block in eval mode (dropout off) and restore the model's train/eval mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -117,3 +117,25 @@ def test_choose_next_greedy_and_sampled():
     a = choose_next(logits, temperature=2.0, generator=torch.Generator().manual_seed(3))
     b = sample_next(logits, temperature=2.0, generator=torch.Generator().manual_seed(3))
     assert a.shape == (2, 1) and a[:, 0].tolist() == b.tolist()
+
+
+def test_eval_mode_restores_the_mode_even_after_an_error():
+    from genai_lib.sampling import eval_mode
+
+    model = torch.nn.Dropout(0.5)
+    with eval_mode(model):
+        assert not model.training
+    assert model.training
+    with pytest.raises(RuntimeError), eval_mode(model):
+        raise RuntimeError("boom")
+    assert model.training
+
+
+def test_check_generation_skips_sampling_checks_when_greedy():
+    from genai_lib.sampling import check_generation
+
+    check_generation(0, greedy=True, temperature=0.0, top_k=0, top_p=2.0)  # ignored when greedy
+    with pytest.raises(ValueError, match="temperature"):
+        check_generation(3, greedy=False, temperature=0.0, top_k=None, top_p=None)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        check_generation(-1, greedy=True, temperature=1.0, top_k=None, top_p=None)

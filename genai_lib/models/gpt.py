@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_positive
-from genai_lib.sampling import check_sampling, choose_next
+from genai_lib.sampling import check_generation, choose_next, eval_mode
 from genai_lib.text import check_token_ids
 
 __all__ = [
@@ -343,15 +343,9 @@ class GPT(nn.Module):
         are identical. Runs in eval mode (dropout off) and restores the mode afterwards.
         """
         idx = self._check_idx(idx)
-        check_positive("max_new_tokens", max_new_tokens, allow_zero=True)
-        if not greedy:
-            check_sampling(temperature, top_k, top_p)
-        was_training = self.training
-        self.eval()
-        try:
+        check_generation(max_new_tokens, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+        with eval_mode(self):
             return self._generate(idx, max_new_tokens, temperature, top_k, top_p, generator, greedy, use_cache)
-        finally:
-            self.train(was_training)
 
     def _generate(self, idx, max_new_tokens, temperature, top_k, top_p, generator, greedy, use_cache) -> torch.Tensor:
         block = self.cfg.block_size

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_positive
-from genai_lib.sampling import check_sampling, choose_next
+from genai_lib.sampling import check_generation, choose_next, eval_mode
 from genai_lib.text import bptt_batches, check_token_ids
 
 __all__ = ["LSTMConfig", "LSTMLM", "train_bptt"]
@@ -135,12 +135,8 @@ class LSTMLM(nn.Module):
         Runs in eval mode and restores the mode afterwards.
         """
         idx = check_token_ids("idx", idx, self.cfg.vocab_size, dims=(2,))
-        check_positive("max_new_tokens", max_new_tokens, allow_zero=True)
-        if not greedy:
-            check_sampling(temperature, top_k, top_p)
-        was_training = self.training
-        self.eval()
-        try:
+        check_generation(max_new_tokens, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+        with eval_mode(self):
             out = idx
             if max_new_tokens == 0:
                 return out
@@ -154,8 +150,6 @@ class LSTMLM(nn.Module):
                 if i < max_new_tokens - 1:
                     logits, _, state = self(nxt, state=state)
             return out
-        finally:
-            self.train(was_training)
 
     def sample(
         self, n: int, *, prompt: torch.Tensor | None = None, generator: torch.Generator | None = None, **sampling: Any
