@@ -14,7 +14,9 @@ configured: the cache is rebuilt whenever it fills), for the same architecture w
 long enough to hold the whole generation, and for the CUDA config's architecture with that
 context (one run each: without the cache it takes tens of seconds on a CPU).
 
-    python benchmarks/gpt_speed.py [--device cpu] [--steps 40] [--no-compile]
+    python benchmarks/gpt_speed.py [--device cpu] [--steps 40] [--no-compile] [--compile-mode MODE]
+
+On a lent GPU, ``bash benchmarks/gpu_check.sh`` runs this with the CUDA tests.
 
 Last line: ``gpt_speed: device=<cpu|cuda> tokens_per_s=<n> mfu=<x|na> kv_speedup=<x> kv_speedup_b4=<x>``
 (the speed-up for the L6/H6/C384 model with a 257-position context, one sequence and four at once;
@@ -74,6 +76,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile on CUDA")
+    parser.add_argument(
+        "--compile-mode",
+        default=None,
+        choices=["default", "reduce-overhead", "max-autotune"],
+        help="torch.compile mode on CUDA (reduce-overhead adds CUDA graphs; max-autotune searches kernels)",
+    )
     parser.add_argument("--new-tokens", type=int, default=256)
     args = parser.parse_args()
     if args.steps < 30:
@@ -93,12 +101,13 @@ def main() -> None:
         batch, compile_it = 12, False
     model = GPT(cfg).to(device)
     opt = model.configure_optimizers(weight_decay=0.1, lr=1e-3, betas=(0.9, 0.95), device_type=device.type)
-    fwd = torch.compile(model) if compile_it else model
+    fwd = torch.compile(model, mode=args.compile_mode) if compile_it else model
     gen = torch.Generator().manual_seed(0)
     batches = [batch_windows(ids, cfg.block_size, batch, generator=gen) for _ in range(args.warmup + args.steps)]
     print(
         f"device={device} threads={torch.get_num_threads()} params={model.num_params():,} "
-        f"config=L{cfg.n_layer}/H{cfg.n_head}/C{cfg.n_embd}/T{cfg.block_size}/B{batch} compile={compile_it}"
+        f"config=L{cfg.n_layer}/H{cfg.n_head}/C{cfg.n_embd}/T{cfg.block_size}/B{batch} "
+        f"compile={compile_it and (args.compile_mode or 'default')}"
     )
 
     times = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -254,6 +255,35 @@ def test_bad_configs(kwargs, exc, match):
 def test_bad_inputs(call, exc, match):
     with pytest.raises(exc, match=match):
         call(tiny())
+
+
+@pytest.mark.parametrize("pos", ["learned", "rope"])
+def test_compiles_to_one_graph(pos):
+    """What torch.compile captures on CUDA: forward + loss in one graph, no breaks (no .item(),
+    no data-dependent Python). Dynamo's tracing is the same on the CPU, so this runs everywhere."""
+    torch._dynamo.reset()
+    model = tiny(dataclasses.replace(CFG, pos=pos))
+    x = ids(2, 16)
+    explained = torch._dynamo.explain(model)(x, torch.roll(x, -1, 1))
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+
+
+def test_bf16_autocast_and_cache_on_cpu():
+    """The CUDA path's dtype logic under CPU autocast: bf16 logits, a bf16 KV-cache, and cached
+    generation equal to recomputation, greedy and sampled with the same generator."""
+    model = tiny(seed=4).eval()
+    x = ids(2, 8, seed=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = model(x, torch.roll(x, -1, 1))
+        runs = [
+            [model.generate(x[:, :4], 12, use_cache=c, greedy=True) for c in (True, False)],
+            [model.generate(x[:, :4], 12, use_cache=c, generator=torch.Generator().manual_seed(0)) for c in (1, 0)],
+        ]
+    assert logits.dtype == torch.bfloat16 and bool(torch.isfinite(loss))
+    for cached, full in runs:
+        assert cached.shape == (2, 16) and torch.equal(cached[:, :4], x[:, :4])
+        assert torch.equal(cached, full)
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -252,9 +252,11 @@ class GPT(nn.Module):
             isinstance(idx, torch.Tensor)
             and idx.dim() == 2
             and not idx.is_floating_point()
-            and idx.device.type != "cpu"
+            and (idx.device.type != "cpu" or torch.compiler.is_compiling())
         ):
-            return idx  # on accelerators skip the range check: it would sync every step
+            # Skip the range check on accelerators (it would sync every step) and inside
+            # torch.compile (its .item() would break the graph); the embedding still fails on a bad id.
+            return idx
         return check_token_ids(name, idx, self.cfg.vocab_size, dims=(2,))
 
     def _hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The CUDA checks in one short run, for a machine with an NVIDIA GPU and its own CUDA build of
+# PyTorch (python3 must import torch and see the GPU; nothing is installed here):
+#   1. the tests marked `gpu` (bf16 autocast with the KV-cache, compiled training, CUDA training of
+#      the VAE and the mixture model) plus the GPT tests that run anywhere;
+#   2. benchmarks/gpt_speed.py on CUDA: tokens/s and MFU at L6/H6/C384/T256/B64 with bf16 autocast
+#      and torch.compile (target >= 0.35 on an H100/H200), and the KV-cache speed-ups.
+# Logs go to $OUT (or /tmp). Usage, from anywhere:  bash benchmarks/gpu_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-/tmp}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python3 - <<'EOF' || exit 1
+import torch
+if not torch.cuda.is_available():
+    raise SystemExit("gpu_check: no CUDA device visible to python3's torch")
+print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, bf16={torch.cuda.is_bf16_supported()}")
+EOF
+status=0
+# -o addopts="": the project's pytest options name nbval, which a GPU image need not have.
+python3 -m pytest -o addopts="" -p no:cacheprovider -q -rs \
+  tests/test_gpt.py tests/test_train.py tests/test_vae.py tests/test_mixture.py 2>&1 | tee "$out/gpu_tests.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+python3 benchmarks/gpt_speed.py --device cuda 2>&1 | tee "$out/gpt_speed_cuda.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+exit "$status"
