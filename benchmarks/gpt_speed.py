@@ -34,7 +34,8 @@ import time
 import torch
 
 from genai_lib.models.gpt import GPT, GPTConfig, estimate_mfu, flops_per_token
-from genai_lib.text import CharTokenizer, batch_windows, load_corpus
+from genai_lib.text import batch_windows, load_corpus
+from genai_lib.tokenizer import CharTokenizer
 from genai_lib.train import autocast_for
 from genai_lib.utils import get_device
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from genai_lib._checks import check_positive
 from genai_lib.sampling import check_generation, choose_next, eval_mode
-from genai_lib.text import check_token_ids
+from genai_lib.tokenizer import check_token_ids
 
 __all__ = [
     "GPTConfig",

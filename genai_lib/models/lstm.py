@@ -29,7 +29,8 @@ from torch import nn
 
 from genai_lib._checks import check_positive
 from genai_lib.sampling import check_generation, choose_next, eval_mode
-from genai_lib.text import bptt_batches, check_token_ids
+from genai_lib.text import bptt_batches
+from genai_lib.tokenizer import check_token_ids
 
 __all__ = ["LSTMConfig", "LSTMLM", "train_bptt"]
 

@@ -31,7 +31,7 @@ import torch
 
 from genai_lib._checks import check_positive
 from genai_lib.sampling import check_sampling, sample_next
-from genai_lib.text import check_token_ids
+from genai_lib.tokenizer import check_token_ids
 
 __all__ = ["NGramConfig", "NGram", "SMOOTHINGS"]
 
