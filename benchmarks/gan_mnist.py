@@ -11,7 +11,7 @@ is better, comparable only inside this course and at the same sample count). Als
 - the chapter-2 conv VAE (``VAE_MNIST["conv16"]`` of ``genai_lib.models.recipes``: config, epochs,
   learning rate and batch size of chapter 2) sampled from its prior (the blurry baseline);
 - the conditional GAN's accuracy: how often the classifier agrees with the requested digit;
-- the 8-Gaussian ring (``genai_lib.models.gan.ring_experiment``): the vanilla GAN's mode
+- the 8-Gaussian ring (``genai_lib.models.recipes.ring_experiment``): the vanilla GAN's mode
   collapse and the coverage of the "fixed" model (the same GAN with an R1 gradient penalty on
   real data, Mescheder et al. 2018, and a cosine learning-rate decay), on 2,000 seeded samples.
 
@@ -44,8 +44,8 @@ import torch
 
 from genai_lib.data import load_mnist, make_loader
 from genai_lib.metrics import conditional_accuracy, image_quality, mnist_classifier
-from genai_lib.models.gan import DCGAN, evaluate_ring, ring_experiment, train_ring
-from genai_lib.models.recipes import GAN_MNIST, VAE_MNIST
+from genai_lib.models.gan import DCGAN
+from genai_lib.models.recipes import GAN_MNIST, VAE_MNIST, evaluate_ring, ring_experiment, train_ring
 from genai_lib.models.vae import VAE
 from genai_lib.models.vaegan import VAEGAN, VAEGANConfig
 from genai_lib.train import cosine_schedule, fit, fit_gan

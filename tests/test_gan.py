@@ -17,8 +17,8 @@ from genai_lib.models.gan import (
     ToyGAN,
     gradient_penalty,
     interpolate,
-    ring_experiment,
 )
+from genai_lib.models.recipes import ring_experiment
 
 TINY_DC = {"z_dim": 8, "width": 4}
 

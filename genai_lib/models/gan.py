@@ -47,11 +47,6 @@ __all__ = [
     "split_batch",
     "interpolate",
     "n_params",
-    "RING_DATA",
-    "RING_EVAL",
-    "ring_experiment",
-    "train_ring",
-    "evaluate_ring",
 ]
 
 LOSSES = ("ns", "minimax", "wgan-gp")
@@ -427,79 +422,3 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, *, spherical: bo
     omega = torch.arccos(torch.clamp(F.cosine_similarity(z0, z1, dim=0), -1 + 1e-7, 1 - 1e-7))
     so = math.sin(float(omega))
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / so
-
-
-# --------------------------------------------------------------------------- the ring experiment
-
-RING_DATA = {"name": "ring", "n": 20_000, "seed": 0}  # toy_2d("ring") training points
-
-
-def ring_experiment(fast: bool | None = None) -> dict[str, dict[str, Any]]:
-    """The seeded mode-collapse experiment of chapter 3 and ``benchmarks/gan_mnist.py``.
-
-    ``"vanilla"``: a non-saturating MLP GAN that collapses onto a few of the 8 ring modes.
-    ``"fixed"``: the same networks with the R1 gradient penalty on real data (Mescheder et al.
-    2018), which damps the oscillation that makes the generator hop between modes, and a cosine
-    learning-rate decay. Each entry holds the ``config``,
-    the ``fit_gan`` keyword arguments (``fit``), the ``batch_size`` and the ``seed`` that
-    :func:`train_ring` uses, so a notebook and the benchmark show the same numbers. ``fast``
-    (default: ``GENAI_FAST``) shortens training; fast-mode results are not the reported ones.
-    """
-    from genai_lib.utils import fast_mode
-
-    fast = fast_mode() if fast is None else fast
-    scale = 0.1 if fast else 1.0
-    return {
-        "vanilla": {  # measured (CPU, 1 thread): 3/8 modes covered, 91% high quality
-            "config": GANConfig(z_dim=8, hidden=128, depth=3),
-            "fit": {"steps": int(4000 * scale), "lr_g": 1e-3, "lr_d": 1e-3, "n_critic": 1},
-            "batch_size": 256,
-            "seed": 0,
-        },
-        "fixed": {  # R1 penalty (Mescheder et al. 2018) + cosine lr decay; measured (1 thread): 8/8 modes, 84% hq
-            "config": GANConfig(z_dim=8, hidden=128, depth=3, r1_weight=1.0),
-            "fit": {"steps": int(3000 * scale), "lr_g": 1e-3, "lr_d": 1e-3, "n_critic": 1, "lr_schedule": "cosine"},
-            "batch_size": 256,
-            "seed": 0,
-        },
-    }
-
-
-def train_ring(which: str, *, fast: bool | None = None, cache: bool = True, progress: bool = False, callbacks=()):
-    """Train (or load from the cache) one model of :func:`ring_experiment`; returns ``(model, history)``.
-
-    Weights are initialised inside ``torch.random.fork_rng`` seeded from the spec, so the
-    result does not depend on (and does not change) the caller's global RNG. ``callbacks``
-    (e.g. snapshots for an animation) only run when the model is actually trained.
-    """
-    from genai_lib.data import make_loader, toy_2d
-    from genai_lib.train import fit_gan, load_or_train_gan
-
-    specs = ring_experiment(fast)
-    if which not in specs:
-        raise ValueError(f"which must be one of {tuple(specs)}, got {which!r}")
-    spec = specs[which]
-    x, _ = toy_2d(RING_DATA["name"], RING_DATA["n"], generator=torch.Generator().manual_seed(RING_DATA["seed"]))
-    kwargs = dict(spec["fit"])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec["seed"])
-        model = ToyGAN(spec["config"])
-        loader = make_loader(x, batch_size=spec["batch_size"], generator=torch.Generator().manual_seed(spec["seed"]))
-        common = {"progress": progress, "callbacks": callbacks, "divergence": None, **kwargs}
-        if cache:
-            history = load_or_train_gan(
-                model, loader, name=f"ring_{which}", key={"data": RING_DATA, **spec["fit"]}, **common
-            )
-        else:
-            history = fit_gan(model, loader, **common)
-    return model, history
-
-
-RING_EVAL = {"n": 2000, "seed": 1}  # samples drawn to score a ring model, and their generator seed
-
-
-def evaluate_ring(model: ToyGAN, *, n: int = RING_EVAL["n"], seed: int = RING_EVAL["seed"]) -> dict[str, Any]:
-    """:func:`genai_lib.metrics.ring_metrics` of ``n`` seeded samples (modes covered, high-quality fraction)."""
-    from genai_lib.metrics import ring_metrics
-
-    return ring_metrics(model.sample(n, generator=torch.Generator().manual_seed(seed)).cpu())
