@@ -18,7 +18,8 @@ Chapters 7 (language models) and 8 (Transformers and GPT) of the course.
 * Batching: :func:`batch_windows` draws random (input, target) windows with one gather;
   :func:`text_loader` wraps it as a loader for :func:`genai_lib.train.fit`;
   :func:`bptt_batches` gives contiguous windows for truncated back-propagation through time;
-  :func:`evaluate_lm` measures held-out nats per token.
+  :func:`evaluate_lm` measures held-out nats per token on random or consecutive windows;
+  :func:`sliding_nats` scores every token with at least half a window of context.
 
 Shape legend: N tokens in a corpus, B batch, T window (block) length, V vocabulary size.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "text_loader",
     "bptt_batches",
     "evaluate_lm",
+    "sliding_nats",
     "bits_per_char",
     "perplexity",
 ]
@@ -254,6 +256,39 @@ def evaluate_lm(
     finally:
         if hasattr(model, "train"):
             model.train(was_training)
+    return float(total) / count
+
+
+@torch.no_grad()
+def sliding_nats(model: Any, ids: torch.Tensor, block_size: int, batch_size: int = 64) -> float:
+    """Held-out nats per token from windows of ``block_size`` that overlap by half.
+
+    Window k covers ids[s : s + T + 1] with s = k * T/2; only its second half is scored, so
+    every scored token is predicted from at least T/2 tokens of context (the first T/2 + 1 and
+    the last few tokens of ``ids`` are not scored). Works for any model whose ``model(x)[0]``
+    is logits (B, T, V): GPT, LSTMLM (each window starts from a zero state). Deterministic; eval
+    mode, restored afterwards.
+    """
+    _check_stream(ids, block_size, batch_size)
+    if block_size < 2:
+        raise ValueError(f"block_size must be >= 2 to score the second half of a window, got {block_size}")
+    was_training = getattr(model, "training", False)
+    model.eval()
+    device = next(model.parameters()).device
+    half = block_size // 2
+    starts = torch.arange(0, ids.numel() - block_size, half)  # every window fits: s + T + 1 <= N
+    offsets = torch.arange(block_size + 1)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    try:
+        for i in range(0, len(starts), batch_size):
+            w = ids[(starts[i : i + batch_size, None] + offsets).to(ids.device)].long().to(device)  # (B, T + 1)
+            logits = model(w[:, :-1])[0][:, half:].float()  # (B, T - T/2, V): the scored positions
+            target = w[:, half + 1 :]  # (B, T - T/2)
+            total -= torch.log_softmax(logits, -1).gather(-1, target[..., None]).double().sum()
+            count += target.numel()
+    finally:
+        model.train(was_training)
     return float(total) / count
 
 

@@ -16,6 +16,7 @@ from genai_lib.text import (
     evaluate_lm,
     load_corpus,
     perplexity,
+    sliding_nats,
     text_loader,
 )
 
@@ -124,6 +125,37 @@ def test_evaluate_lm_averages_and_restores_mode():
     a = evaluate_lm(model, ids, 4, 3, n_batches=5, generator=torch.Generator().manual_seed(0))
     b = evaluate_lm(model, ids, 4, 3, n_batches=5, generator=torch.Generator().manual_seed(0))
     assert a == b and 2.5 <= a <= 38.5
+
+
+class _OneHotLM(torch.nn.Module):
+    """logits(x)[b, t] = 10 * onehot(x[b, t] + 1): puts almost all mass on "the next id"."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.vocab = vocab
+        self.scale = torch.nn.Parameter(torch.tensor(10.0))
+
+    def forward(self, x: torch.Tensor):
+        return (self.scale * torch.nn.functional.one_hot((x + 1) % self.vocab, self.vocab).float(), None)
+
+
+def test_sliding_nats_scores_second_halves_exactly():
+    vocab = 7
+    model = _OneHotLM(vocab)
+    ids = torch.arange(50) % vocab  # every next id is x + 1 (mod 7): each token costs the same
+    z = math.exp(10) + vocab - 1  # softmax normaliser of the logits (10, 0, ..., 0)
+    per_token = math.log(z) - 10  # -log p(expected next id)
+    assert sliding_nats(model, ids, 8, batch_size=3) == pytest.approx(per_token, rel=1e-3)
+    assert model.training  # mode restored
+    wrong = ids.clone()
+    wrong[30] = (wrong[30] + 3) % vocab  # one surprising token: scored once (windows overlap, halves do not)
+    n_scored = len(range(0, 50 - 8, 4)) * 4
+    cost = math.log(z)  # -log p(any other id)
+    # ids[30] is the target at position 30 (surprising) and the input at 30 (its successor is then surprising too)
+    surprised = sliding_nats(model, wrong, 8, batch_size=3) * n_scored
+    assert surprised == pytest.approx((n_scored - 2) * per_token + 2 * cost, rel=1e-4)
+    with pytest.raises(ValueError, match="block_size"):
+        sliding_nats(model, ids, 1)
 
 
 def test_bits_and_perplexity_closed_form():
