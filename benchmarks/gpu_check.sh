@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CUDA checks in one short run, for a machine with an NVIDIA GPU and its own CUDA build of
-# PyTorch (python3 must import torch and see the GPU; nothing is installed here):
+# PyTorch ($PYTHON, default python3, must import torch and see the GPU; nothing is installed here):
 #   1. the tests marked `gpu` (bf16 autocast with the KV-cache, compiled training, CUDA training of
 #      the VAE and the mixture model) plus the GPT tests that run anywhere;
 #   2. benchmarks/gpt_speed.py on CUDA: tokens/s and MFU at L6/H6/C384/T256/B64 with bf16 autocast
@@ -10,17 +10,21 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-/tmp}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-python3 - <<'EOF' || exit 1
-import torch
+py="${PYTHON:-python3}"
+"$py" - <<'EOF' || exit 1
+try:
+    import torch
+except ImportError as exc:
+    raise SystemExit(f"gpu_check: this python cannot import torch ({exc}); set PYTHON to one that can")
 if not torch.cuda.is_available():
-    raise SystemExit("gpu_check: no CUDA device visible to python3's torch")
+    raise SystemExit("gpu_check: no CUDA device visible to this python's torch")
 print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, bf16={torch.cuda.is_bf16_supported()}")
 EOF
 status=0
 # -o addopts="": the project's pytest options name nbval, which a GPU image need not have.
-python3 -m pytest -o addopts="" -p no:cacheprovider -q -rs \
+"$py" -m pytest -o addopts="" -p no:cacheprovider -q -rs \
   tests/test_gpt.py tests/test_train.py tests/test_vae.py tests/test_mixture.py 2>&1 | tee "$out/gpu_tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-python3 benchmarks/gpt_speed.py --device cuda 2>&1 | tee "$out/gpt_speed_cuda.log"
+"$py" benchmarks/gpt_speed.py --device cuda 2>&1 | tee "$out/gpt_speed_cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 exit "$status"
