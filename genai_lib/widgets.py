@@ -16,6 +16,7 @@ The decoding itself is the plain function :func:`decode_point`, unit-tested with
 
 from __future__ import annotations
 
+import html
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["decode_point", "to_png", "latent_slider", "frame_slider", "widget_mode"]
+__all__ = ["decode_point", "to_png", "latent_slider", "frame_slider", "text_sampler", "SAMPLING_GRID", "widget_mode"]
 
 
 def widget_mode(mode: str = "auto") -> str:
@@ -175,3 +176,70 @@ def frame_slider(frames: Sequence[np.ndarray], labels: Sequence[str], *, descrip
     px = arrays[0].shape[1] * scale
     stack = _linked_stacks([slider], lambda idx: to_png(arrays[idx[0]], scale), [len(arrays)], widgets, px)
     return widgets.VBox([slider, stack])
+
+
+# (temperature, top_k, top_p) settings shown by the static text sampler; top_k 0 and top_p 1 mean "off"
+SAMPLING_GRID = (
+    (0.5, 0, 1.0),
+    (0.8, 0, 1.0),
+    (1.0, 0, 1.0),
+    (1.5, 0, 1.0),
+    (1.0, 10, 1.0),
+    (1.0, 0, 0.9),
+    (1.5, 0, 0.8),
+    (2.0, 5, 1.0),
+)
+
+
+def text_sampler(
+    continue_fn: Callable[..., str],
+    prompt: str,
+    *,
+    grid: Sequence[tuple[float, int, float]] = SAMPLING_GRID,
+    n: int = 120,
+    mode: str = "auto",
+):
+    """A prompt box and temperature / top-k / top-p sliders over a language model.
+
+    ``continue_fn(prompt, temperature, top_k, top_p, n) -> str`` returns the continuation (top_k 0
+    and top_p 1 mean "no filter"). Live: every change of the prompt or a slider calls it and shows
+    prompt + continuation. Static (the book): one continuation of ``prompt`` per setting in
+    ``grid``, computed now, as an HTML table. Returns the widget box or the ``IPython.display.HTML``.
+    """
+    if not callable(continue_fn):
+        raise TypeError(f"continue_fn must be callable, got {type(continue_fn).__name__}")
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    for setting in grid:
+        if len(setting) != 3 or setting[0] <= 0 or setting[1] < 0 or not 0 < setting[2] <= 1:
+            raise ValueError(f"each grid entry is (temperature > 0, top_k >= 0, 0 < top_p <= 1), got {setting!r}")
+
+    def shown(text: str, prompt: str) -> str:
+        return f"<pre style='white-space: pre-wrap; margin: 0'><b>{html.escape(prompt)}</b>{html.escape(text)}</pre>"
+
+    if widget_mode(mode) == "static":
+        from IPython.display import HTML
+
+        rows = "".join(
+            f"<tr><td>{t}</td><td>{k or '-'}</td><td>{p}</td><td>{shown(continue_fn(prompt, t, k, p, n), prompt)}</td>"
+            "</tr>"
+            for t, k, p in grid
+        )
+        return HTML(f"<table><tr><th>temperature</th><th>top-k</th><th>top-p</th><th>sample</th></tr>{rows}</table>")
+    import ipywidgets as widgets
+
+    box = widgets.Text(value=prompt, description="prompt")
+    temp = widgets.FloatSlider(
+        value=0.8, min=0.1, max=2.0, step=0.1, description="temperature", continuous_update=False
+    )
+    topk = widgets.IntSlider(value=0, min=0, max=40, description="top-k", continuous_update=False)
+    topp = widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p", continuous_update=False)
+    out = widgets.HTML()
+
+    def update(_: Any = None) -> None:
+        out.value = shown(continue_fn(box.value, temp.value, topk.value, topp.value, n), box.value)
+
+    for w in (box, temp, topk, topp):
+        w.observe(update, names="value")
+    update()
+    return widgets.VBox([box, temp, topk, topp, out])
