@@ -100,3 +100,40 @@ def test_frame_slider():
     assert len(box.children[1].children) == 2
     with pytest.raises(ValueError, match="label"):
         widgets.frame_slider([np.zeros((3, 3))], ["a", "b"])
+
+
+def fake_continue(prompt, temperature, top_k, top_p, n):
+    """Echoes its settings, so a test can see which call produced which text."""
+    return f"<t={temperature} k={top_k} p={top_p} n={n}>"
+
+
+def test_text_sampler_static_table_has_one_escaped_sample_per_setting():
+    grid = [(0.5, 0, 1.0), (1.0, 10, 0.9)]
+    table = widgets.text_sampler(fake_continue, "a<b", grid=grid, n=7, mode="static").data
+    assert table.count("<tr>") == 1 + len(grid)  # header + one row per setting
+    assert "<b>a&lt;b</b>&lt;t=0.5 k=0 p=1.0 n=7&gt;" in table  # prompt and sample escaped
+    assert "&lt;t=1.0 k=10 p=0.9 n=7&gt;" in table
+
+
+def test_text_sampler_live_resamples_on_change():
+    pytest.importorskip("ipywidgets")
+    box = widgets.text_sampler(fake_continue, "hi", n=5, mode="live")
+    prompt, temp, topk, topp, out = box.children
+    assert "&lt;t=0.8 k=0 p=1.0 n=5&gt;" in out.value
+    topk.value = 7
+    prompt.value = "yo"
+    assert "<b>yo</b>&lt;t=0.8 k=7 p=1.0 n=5&gt;" in out.value
+
+
+@pytest.mark.parametrize(
+    ("fn", "prompt", "grid", "exc"),
+    [
+        ("not callable", "x", widgets.SAMPLING_GRID, TypeError),
+        (fake_continue, 3, widgets.SAMPLING_GRID, TypeError),
+        (fake_continue, "x", [(0.0, 0, 1.0)], ValueError),
+        (fake_continue, "x", [(1.0, 0, 1.5)], ValueError),
+    ],
+)
+def test_text_sampler_bad_inputs(fn, prompt, grid, exc):
+    with pytest.raises(exc):
+        widgets.text_sampler(fn, prompt, grid=grid, mode="static")
