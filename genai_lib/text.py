@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from genai_lib._checks import check_positive
+from genai_lib.sampling import eval_mode
 
 __all__ = [
     "CORPORA",
@@ -272,23 +273,19 @@ def sliding_nats(model: Any, ids: torch.Tensor, block_size: int, batch_size: int
     _check_stream(ids, block_size, batch_size)
     if block_size < 2:
         raise ValueError(f"block_size must be >= 2 to score the second half of a window, got {block_size}")
-    was_training = getattr(model, "training", False)
-    model.eval()
     device = next(model.parameters()).device
     half = block_size // 2
     starts = torch.arange(0, ids.numel() - block_size, half)  # every window fits: s + T + 1 <= N
     offsets = torch.arange(block_size + 1)
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
-    try:
+    with eval_mode(model):
         for i in range(0, len(starts), batch_size):
             w = ids[(starts[i : i + batch_size, None] + offsets).to(ids.device)].long().to(device)  # (B, T + 1)
             logits = model(w[:, :-1])[0][:, half:].float()  # (B, T - T/2, V): the scored positions
             target = w[:, half + 1 :]  # (B, T - T/2)
             total -= torch.log_softmax(logits, -1).gather(-1, target[..., None]).double().sum()
             count += target.numel()
-    finally:
-        model.train(was_training)
     return float(total) / count
 
 

@@ -21,6 +21,7 @@ hs = C / nh head size, V vocabulary size, L layers.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -460,15 +461,18 @@ def train_gpt(
     val_ids: torch.Tensor | None = None,
     val_every: int | None = None,
     log_every: int = 10,
+    name: str | None = None,
+    key: Any = None,
     **fit_kwargs: Any,
 ) -> Any:
     """Train on random windows of the 1-D token stream ``ids`` with ``train.fit``: AdamW from
     :meth:`GPT.configure_optimizers`, linear warm-up then cosine decay from ``lr`` to ``min_lr``,
     gradient clipping, bf16 autocast on CUDA. ``compile=True`` (CUDA) compiles the model in place
-    with ``torch.compile``. Returns ``fit``'s History (``val`` holds held-out loss when
-    ``val_ids`` is given)."""
+    with ``torch.compile``. With ``name``, the run goes through ``train.load_or_train``: cached
+    weights for the same config, arguments and ``key`` are loaded instead of retrained. Returns
+    ``fit``'s History (``val`` holds held-out loss when ``val_ids`` is given)."""
     from genai_lib.text import text_loader
-    from genai_lib.train import cosine_schedule, fit
+    from genai_lib.train import cosine_schedule, fit, load_or_train
 
     check_positive("steps", steps)
     check_positive("min_lr", min_lr, integer=False)
@@ -483,7 +487,8 @@ def train_gpt(
     if compile:
         model.compile()
     opt = model.configure_optimizers(weight_decay, lr, betas)
-    return fit(
+    run = fit if name is None else functools.partial(load_or_train, name=name, key=key)
+    return run(
         model,
         loader,
         steps=steps,
