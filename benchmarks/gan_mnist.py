@@ -1,17 +1,17 @@
 """Benchmark for chapter 3: sample quality of DCGAN, conditional DCGAN, WGAN-GP and VAE-GAN on MNIST.
 
 Trains each model from seed 0 on the 4,000 training images of the offline MNIST subset for the
-recipe in ``genai_lib.models.recipes.GAN_MNIST`` (the one notebooks 3.2 and 3.3 use; generator
+recipe in ``genai_lib.recipes.gan.GAN_MNIST`` with ``train_gan`` (what notebooks 3.2 and 3.3 call; generator
 steps, each using ``n_critic`` batches of 64), then scores
 ``N_EVAL`` = 1,000 generated images against 1,000 held-out test images with the metrics of
 ``genai_lib.metrics`` on the features of the course's MNIST classifier ("classifier-FID": lower
 is better, comparable only inside this course and at the same sample count). Also reported:
 
 - the real-data floor: 1,000 training images vs the 1,000 held-out ones (the best a model can do);
-- the chapter-2 conv VAE (``VAE_MNIST["conv16"]`` of ``genai_lib.models.recipes``: config, epochs,
+- the chapter-2 conv VAE (``train_vae("conv16")`` of ``genai_lib.recipes.vae``: config, epochs,
   learning rate and batch size of chapter 2) sampled from its prior (the blurry baseline);
 - the conditional GAN's accuracy: how often the classifier agrees with the requested digit;
-- the 8-Gaussian ring (``genai_lib.models.recipes.ring_experiment``): the vanilla GAN's mode
+- the 8-Gaussian ring (``genai_lib.recipes.gan.ring_experiment``): the vanilla GAN's mode
   collapse and the coverage of the "fixed" model (the same GAN with an R1 gradient penalty on
   real data, Mescheder et al. 2018, and a cosine learning-rate decay), on 2,000 seeded samples.
 
@@ -23,7 +23,7 @@ Targets: every GAN's FID below the VAE's; cGAN accuracy >= 0.9; fixed ring model
 The last line reads ``gan_mnist: floor=<fid> dcgan=<fid> cgan=<fid> wgan=<fid> vaegan=<fid>
 vae=<fid> cgan_acc=<0..1> ring_modes=<n> ring_hq=<0..1> seconds=<s>``. The classifier comes
 from the shared cache (trained once, ~1-2 minutes, if absent). ``GENAI_FAST=1`` only smoke-tests
-the script (a tenth of the steps; numbers meaningless). Each part's result is stored in
+the script (the recipes' fast budgets; numbers meaningless). Each part's result is stored in
 ``benchmarks/results/`` (git-ignored); ``--only PART ...`` runs some parts and ``--reuse`` assembles
 stored parts whose configuration is unchanged. On a CPU the parts run in two processes of one
 thread each (``--jobs 2``, the default on 2+ cores; ``--jobs 1`` runs them one after another).
@@ -42,72 +42,38 @@ from typing import Any
 
 import torch
 
-from genai_lib.data import load_mnist, make_loader
-from genai_lib.metrics import conditional_accuracy, image_quality, mnist_classifier
-from genai_lib.models.gan import DCGAN
-from genai_lib.models.recipes import GAN_MNIST, VAE_MNIST, evaluate_ring, ring_experiment, train_ring
-from genai_lib.models.vae import VAE
-from genai_lib.models.vaegan import VAEGAN, VAEGANConfig
-from genai_lib.train import cosine_schedule, fit, fit_gan
+from genai_lib.data import load_mnist
+from genai_lib.metrics import conditional_accuracy, image_quality
+from genai_lib.recipes.classifier import mnist_classifier
+from genai_lib.recipes.gan import GAN_MNIST, evaluate_ring, ring_experiment, train_gan, train_ring
+from genai_lib.recipes.vae import VAE_MNIST, train_vae
 from genai_lib.utils import fast_mode, get_device
 
 N_EVAL = 1000  # generated and real images per metric (FID is biased at small N: keep it fixed)
-BATCH = 64
 
 RUNS = GAN_MNIST  # name -> GANRecipe(config, fit): the models of chapter 3 (notebooks 3.2 and 3.3)
 VAE_RUN = VAE_MNIST["conv16"]  # the chapter-2 conv VAE: VAERecipe(config, epochs, lr, batch_size)
 
 
-def build(name: str) -> torch.nn.Module:
-    cfg = RUNS[name].config
-    return VAEGAN(cfg) if isinstance(cfg, VAEGANConfig) else DCGAN(cfg)
+def timed_gan(name: str, device: torch.device) -> tuple[torch.nn.Module, float]:
+    """Train one model of ``RUNS`` with the notebooks' recipe (not cached); return it and its seconds."""
+    t0 = time.perf_counter()
+    model, _ = train_gan(name, device=device, cache=False)
+    return model, time.perf_counter() - t0
 
 
-def train_gan(name: str, device: torch.device, *, progress: bool = False) -> tuple[torch.nn.Module, float]:
-    """Train one model of ``RUNS`` from seed 0; return it and the seconds it took.
-
-    Seed 0 before building the model and again before training, as notebooks 3.2 and 3.3 do, so
-    their (full-mode) numbers are this script's.
-    """
-    kwargs = {**RUNS[name].fit, "steps": gan_steps(name)}
-    x, y = load_mnist("train")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build(name).to(device)
-        loader = make_loader(x, y, batch_size=BATCH, generator=torch.Generator().manual_seed(0), drop_last=True)
-        torch.manual_seed(0)  # the training noise
-        t0 = time.perf_counter()
-        fit_gan(model, loader, progress=progress, desc=name, **kwargs)
+def timed_vae(device: torch.device) -> tuple[torch.nn.Module, float]:
+    t0 = time.perf_counter()
+    model, _ = train_vae("conv16", device=device, cache=False)
     return model, time.perf_counter() - t0
 
 
 def vae_epochs() -> int:
-    return max(1, VAE_RUN.epochs // 10) if fast_mode() else VAE_RUN.epochs
+    return VAE_RUN.fast_epochs if fast_mode() else VAE_RUN.epochs
 
 
 def gan_steps(name: str) -> int:
-    steps = RUNS[name].steps
-    return max(2, steps // 10) if fast_mode() else steps
-
-
-def train_vae(device: torch.device) -> tuple[VAE, float]:
-    epochs = vae_epochs()
-    x, y = load_mnist("train")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = VAE(VAE_RUN.config).to(device)
-        loader = make_loader(x, y, batch_size=VAE_RUN.batch_size, generator=torch.Generator().manual_seed(0))
-        total = epochs * len(loader)
-        t0 = time.perf_counter()
-        fit(
-            model,
-            loader,
-            epochs=epochs,
-            lr=VAE_RUN.lr,
-            lr_schedule=cosine_schedule(len(loader), total, 0.05),
-            progress=False,
-        )
-    return model, time.perf_counter() - t0
+    return RUNS[name].budget(fast_mode())[1]["steps"]
 
 
 def fmt(q: dict[str, float]) -> str:
@@ -131,7 +97,7 @@ def _fingerprint(part: str) -> str:
         spec = ring_experiment()[part[5:]]
     else:
         spec = part
-    return repr((spec, N_EVAL, BATCH, fast_mode()))
+    return repr((spec, N_EVAL, fast_mode()))
 
 
 def run_part(part: str, clf: torch.nn.Module, device: torch.device) -> dict[str, Any]:
@@ -143,7 +109,7 @@ def run_part(part: str, clf: torch.nn.Module, device: torch.device) -> dict[str,
     values: dict[str, Any] = {}
 
     def score(name: str, fake: torch.Tensor, note: str) -> None:
-        q = image_quality(clf, x_test, fake.cpu(), n=n, generator=torch.Generator().manual_seed(0))
+        q = image_quality(clf, x_test, fake, n=n, generator=torch.Generator().manual_seed(0))
         values["fid"] = q["fid"]
         values["quality"] = q
         lines.append(f"{name:7s} {fmt(q)}{note}")
@@ -151,11 +117,11 @@ def run_part(part: str, clf: torch.nn.Module, device: torch.device) -> dict[str,
     if part == "floor":
         score("floor", load_mnist("train")[0], "  [1,000 training images vs the held-out set]")
     elif part == "vae":
-        vae, secs = train_vae(device)
+        vae, secs = timed_vae(device)
         fake = vae.sample(n, generator=torch.Generator().manual_seed(1))
         score("vae", fake, f"  [chapter-2 conv VAE, {vae_epochs()} epochs, {secs:.0f} s]")
     elif part in RUNS:
-        model, secs = train_gan(part, device)
+        model, secs = timed_gan(part, device)
         fake = model.sample(n, generator=torch.Generator().manual_seed(1))
         f = RUNS[part].fit
         score(part, fake, f"  [{gan_steps(part)} G steps, n_critic {f['n_critic']}, {secs:.0f} s]")
@@ -163,8 +129,8 @@ def run_part(part: str, clf: torch.nn.Module, device: torch.device) -> dict[str,
             per_class = []
             for digit in range(10):
                 imgs = model.sample(100, labels=digit, generator=torch.Generator().manual_seed(2))
-                per_class.append(conditional_accuracy(clf, imgs.cpu(), torch.full((100,), digit)))
-            values["acc"] = conditional_accuracy(clf, fake.cpu(), torch.arange(n) % 10)
+                per_class.append(conditional_accuracy(clf, imgs, torch.full((100,), digit)))
+            values["acc"] = conditional_accuracy(clf, fake, torch.arange(n) % 10)
             lines.append(
                 f"cgan accuracy on {n} balanced samples: {values['acc']:.3f}; per class (100 each): "
                 + " ".join(f"{d}:{a:.2f}" for d, a in enumerate(per_class))

@@ -24,7 +24,8 @@ import time
 
 import torch
 
-from genai_lib.models.gpt import GPT, GPTConfig, train_gpt
+from genai_lib.models.gpt import GPT, GPTConfig
+from genai_lib.recipes.language import train_gpt
 from genai_lib.text import bits_per_char, evaluate_lm, load_corpus
 from genai_lib.tokenizer import CharTokenizer
 from genai_lib.utils import get_device, seed_everything

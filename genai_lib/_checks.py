@@ -69,3 +69,27 @@ def check_tensor(
 def check_images(name: str, x: Any, shape: tuple[int, int, int]) -> torch.Tensor:
     """Images batch (B, C, H, W) of the given (C, H, W), float, finite, in [0, 1]."""
     return check_tensor(name, x, shape=(None, *shape), floating=True, finite=True, value_range=(0.0, 1.0))
+
+
+def check_generator(name: str, generator: Any, device: Any = None) -> None:
+    """``None`` or a ``torch.Generator`` (on ``device``'s type when given)."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{name} must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None, "
+            f"got {type(generator).__name__}"
+        )
+    if device is not None and torch.device(device).type not in ("cpu", generator.device.type):
+        raise ValueError(f"{name} lives on {generator.device}, but the draw is on {device}; use a CPU generator")
+
+
+def check_finite_number(name: str, value: Any, *, positive: bool = False, allow_zero: bool = True) -> float:
+    """A real number (not bool), finite; optionally > 0 (or >= 0). Returns it as a Python float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
+    if value != value or value in (float("inf"), float("-inf")):  # noqa: PLR0124 (NaN)
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if positive and (value < 0 or (value == 0 and not allow_zero)):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)

@@ -1,8 +1,10 @@
 """Atomic, safe checkpoints.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, written to a
-temporary file in the same folder and moved into place with ``os.replace``, so a crash or a
-full disk never leaves a half-written file where a good one was. Loading uses
+uniquely named temporary file in the same folder, read back with ``weights_only=True`` to prove
+it loads, and only then moved into place with ``os.replace``: a crash, a full disk or a value
+that ``weights_only`` would refuse (a NumPy scalar, say) never replaces a good file with a bad
+one, and two processes writing the same path both succeed. Loading uses
 ``torch.load(weights_only=True)``, which refuses pickles that would run code.
 """
 
@@ -11,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+
+from genai_lib.utils import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "config_dict", "CheckpointError"]
 
@@ -35,27 +39,50 @@ def config_dict(cfg: Any) -> dict[str, Any]:
         out = dict(cfg)
     else:
         raise TypeError(f"config must be a dataclass instance or a dict, got {type(cfg).__name__}")
-    # Tuples become lists so a saved-and-loaded config compares equal to a fresh one.
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+    return {k: _plain(v) for k, v in out.items()}
+
+
+def _plain(v: Any) -> Any:
+    """Plain Python data: tuples become lists (a saved-and-loaded config compares equal to a fresh
+    one) and NumPy scalars become Python numbers (``weights_only`` loading refuses NumPy types)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (tuple, list)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def _check_device(map_location: Any) -> None:
+    if callable(map_location) or isinstance(map_location, dict):
+        return
+    try:
+        torch.device(map_location)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"map_location must be a device such as 'cpu' or 'cuda', got {map_location!r}") from exc
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically; the old file survives any failure."""
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    def write(fh: Any) -> None:
+        torch.save(state, fh)
+        fh.flush()
+        fh.seek(0)
+        try:  # prove the file loads the way load_checkpoint will load it, before it replaces anything
+            torch.load(fh, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TypeError(
+                "the checkpoint holds objects that torch.load(weights_only=True) refuses (only tensors, numbers, "
+                f"strings, lists, tuples and dicts are allowed); nothing was written. ({first[:200]})"
+            ) from exc
+        fh.seek(0, os.SEEK_END)
+
+    return atomic_write(path, write)
 
 
 def load_checkpoint(
@@ -67,6 +94,7 @@ def load_checkpoint(
     corrupt, would need to execute code to load, or (with ``expect_config``) was saved for a
     different model configuration.
     """
+    _check_device(map_location)
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")

@@ -2,10 +2,10 @@
 
 FID and KID are usually computed on Inception-v3 features of ImageNet; a course that runs
 offline cannot download that network, and Inception features say little about 28x28 digits
-anyway. Here the feature extractor is a small CNN trained once on the MNIST training split
-(:func:`mnist_classifier`, cached with :func:`genai_lib.train.load_or_train`), so the numbers
-are "classifier-FID": comparable with each other inside this course, **not** with published
-Inception FIDs. Every number should state its sample count: FID is biased upwards at small N.
+anyway. Here the feature extractor is a small CNN (:mod:`genai_lib.models.classifier`) trained
+once on the MNIST training split (``genai_lib.recipes.classifier.mnist_classifier``, cached), so
+the numbers are "classifier-FID": comparable with each other inside this course, **not** with
+published Inception FIDs. Every number should state its sample count: FID is biased upwards at small N.
 
 - Fréchet distance (Heusel et al. 2017): ``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})``
   between Gaussians fitted to two feature sets.
@@ -28,14 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_images, check_positive, check_tensor
+from genai_lib.utils import eval_mode, model_device
 
 __all__ = [
-    "MNISTClassifier",
-    "mnist_classifier",
     "classifier_features",
     "frechet_distance",
     "kid",
@@ -46,102 +44,17 @@ __all__ = [
 ]
 
 
-class MNISTClassifier(nn.Module):
-    """A small CNN: (B, 1, 28, 28) in [0, 1] -> logits (B, 10); ``features`` gives the (B, 128)
-    penultimate activations that FID/KID/precision/recall are computed on."""
-
-    feature_dim = 128
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cfg = {"arch": "cnn32-64-128"}  # what load_or_train fingerprints
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1),  # (B, 32, 28, 28)
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # (B, 32, 14, 14)
-            nn.Conv2d(32, 64, 3, padding=1),  # (B, 64, 14, 14)
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # (B, 64, 7, 7)
-            nn.Flatten(),
-            nn.Linear(64 * 49, self.feature_dim),  # (B, 128)
-            nn.ReLU(),
-        )
-        self.dropout = nn.Dropout(0.3)
-        self.head = nn.Linear(self.feature_dim, 10)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 28, 28) -> (B, 128) penultimate features."""
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 28, 28) -> logits (B, 10)."""
-        return self.head(self.dropout(self.features(x)))
-
-    def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Cross-entropy on (images, labels), with a random +-2 pixel shift as augmentation."""
-        x, y = batch
-        if self.training:  # translation augmentation: one cheap roll per batch
-            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,)))
-            x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-        logits = self(x)
-        return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
-
-
-def mnist_classifier(*, generator: torch.Generator | None = None, device: Any = None, progress: bool = False):
-    """The feature network for FID/KID: trained once on the MNIST train split, then cached.
-
-    Training runs inside ``torch.random.fork_rng`` seeded from ``generator`` (default seed 0), so
-    the classifier is the same whatever the caller's global RNG state, and the caller's state
-    is left untouched. Full mode: 12 epochs over the 4,000 training images (≥ 97% on the 1,000
-    test images; ``.test_accuracy`` holds the measured value). Fast mode (``GENAI_FAST=1``):
-    1,000 images, 3 epochs (about 90%; good enough for tests, not for reported numbers).
-    """
-    from genai_lib.data import load_mnist, make_loader
-    from genai_lib.train import load_or_train
-    from genai_lib.utils import fast_mode
-
-    seed = int(torch.randint(0, 2**31, (1,), generator=generator)) if generator is not None else 0
-    fast = fast_mode()
-    limit, epochs = (1000, 3) if fast else (None, 12)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        clf = MNISTClassifier()
-        if device is not None:
-            clf = clf.to(device)
-        x, y = load_mnist("train", limit=limit)
-        loader = make_loader(x, y, batch_size=64, generator=torch.Generator().manual_seed(seed))
-        load_or_train(
-            clf,
-            loader,
-            name="mnist_classifier",
-            key={"seed": seed, "limit": limit},
-            epochs=epochs,
-            lr=1e-3,
-            progress=progress,
-        )
-    clf.eval()
-    for p in clf.parameters():
-        p.requires_grad_(False)
-    xt, yt = load_mnist("test")
-    clf.test_accuracy = conditional_accuracy(clf, xt, yt)
-    return clf
-
-
 @torch.no_grad()
 def classifier_features(classifier: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Penultimate features (N, D) of ``images`` (N, 1, 28, 28) in [0, 1], float64 on the CPU."""
     check_images("images", images, (1, 28, 28))
     check_positive("batch_size", batch_size)
-    device = next(classifier.parameters()).device
-    was = classifier.training
-    classifier.eval()
-    try:
+    device = model_device(classifier)
+    with eval_mode(classifier):
         out = [
             classifier.features(images[i : i + batch_size].to(device)).double().cpu()
             for i in range(0, len(images), batch_size)
         ]
-    finally:
-        classifier.train(was)
     return torch.cat(out)
 
 
@@ -260,18 +173,14 @@ def conditional_accuracy(classifier: nn.Module, images: torch.Tensor, labels: An
     """Fraction of ``images`` (N, 1, 28, 28) that ``classifier`` assigns to ``labels`` (N,)."""
     check_images("images", images, (1, 28, 28))
     labels = check_tensor("labels", torch.as_tensor(labels), shape=(len(images),), floating=False)
-    device = next(classifier.parameters()).device
-    was = classifier.training
-    classifier.eval()
-    try:
+    device = model_device(classifier)
+    with eval_mode(classifier):
         pred = torch.cat(
             [
                 classifier(images[i : i + batch_size].to(device)).argmax(1).cpu()
                 for i in range(0, len(images), batch_size)
             ]
         )
-    finally:
-        classifier.train(was)
     return float((pred == labels.cpu()).double().mean())
 
 

@@ -97,8 +97,11 @@ def training_curves(
         raise ValueError("nothing to plot: the history has no logs")
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for ax, k in zip(axes[0], keys, strict=True):
+        if k not in logs:
+            raise KeyError(f"no log named {k!r}; have {sorted(logs)}")
         y = np.asarray(logs[k], dtype=float)
-        x = np.asarray(steps if steps and len(steps) == len(y) else np.arange(1, len(y) + 1))
+        own = history.steps_of(k) if hasattr(history, "steps_of") else steps  # a key logged every k steps
+        x = np.asarray(own if own and len(own) == len(y) else np.arange(1, len(y) + 1))
         ax.plot(x, y, alpha=0.35 if smooth > 1 else 1.0, lw=1, label="train")
         if smooth > 1 and len(y) >= smooth:
             kernel = np.ones(smooth) / smooth

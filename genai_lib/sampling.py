@@ -12,6 +12,8 @@ Chapters 7-8 of the course. For logits l over a vocabulary of V tokens:
 
 Filters return new logits (masked entries are ``-inf``) and never change their input, so they
 compose: temperature first, then top-k, then top-p, as :func:`sample_next` does.
+:func:`generate_tokens` is the one autoregressive loop every language model's ``generate``
+shares (GPT with its KV cache, the LSTM with its state, the n-gram with its counts).
 
 Shape legend: ``...`` any leading dimensions (usually B), V vocabulary size.
 """
@@ -19,14 +21,16 @@ Shape legend: ``...`` any leading dimensions (usually B), V vocabulary size.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
+from genai_lib._checks import check_generator, check_positive
+
 __all__ = [
     "check_generation",
-    "eval_mode",
+    "generate_tokens",
     "greedy",
     "apply_temperature",
     "top_k_filter",
@@ -165,19 +169,43 @@ def check_generation(
     max_new_tokens: int, *, greedy: bool, temperature: float, top_k: int | None, top_p: float | None
 ) -> None:
     """The argument checks every ``generate`` shares: a count >= 0, and valid settings unless greedy."""
-    from genai_lib._checks import check_positive
-
     check_positive("max_new_tokens", max_new_tokens, allow_zero=True)
     if not greedy:
         check_sampling(temperature, top_k, top_p)
 
 
-@contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Run a block in eval mode (dropout off) and restore the model's train/eval mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
+Step = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
+
+
+def generate_tokens(
+    step: Step,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    greedy: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Continue ids ``idx`` (B, T) by ``max_new_tokens`` tokens -> (B, T + max_new_tokens).
+
+    ``step(out, state) -> (logits (B, V), state)`` gives the next-token logits after the whole
+    sequence ``out`` so far; ``state`` is ``None`` on the first call (read the prompt) and
+    whatever the previous call returned afterwards (a KV cache, an LSTM state), so a model
+    feeds only the new token when it can. Each token is :func:`choose_next` of the logits.
+    """
+    check_generation(max_new_tokens, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+    check_generator("generator", generator)
+    out = idx
+    if max_new_tokens == 0:
+        return out
+    logits, state = step(out, None)
+    for i in range(max_new_tokens):
+        nxt = choose_next(
+            logits.float(), greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+        )  # (B, 1)
+        out = torch.cat([out, nxt.to(out.device)], dim=1)
+        if i < max_new_tokens - 1:
+            logits, state = step(out, state)
+    return out

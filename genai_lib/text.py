@@ -17,7 +17,8 @@ Chapters 7 (language models) and 8 (Transformers and GPT) of the course.
 
 * Batching: :func:`batch_windows` draws random (input, target) windows with one gather;
   :func:`text_loader` wraps it as a loader for :func:`genai_lib.train.fit`;
-  :func:`bptt_batches` gives contiguous windows for truncated back-propagation through time;
+  :func:`bptt_batches` gives contiguous windows for truncated back-propagation through time
+  (:class:`BPTTLoader` wraps them as a resumable loader for the training core);
   :func:`evaluate_lm` measures held-out nats per token on random or consecutive windows;
   :func:`sliding_nats` scores every token with at least half a window of context.
 
@@ -35,7 +36,7 @@ from typing import Any
 import torch
 
 from genai_lib._checks import check_positive
-from genai_lib.sampling import eval_mode
+from genai_lib.utils import eval_mode
 
 __all__ = [
     "CORPORA",
@@ -46,6 +47,7 @@ __all__ = [
     "TokenStream",
     "text_loader",
     "bptt_batches",
+    "BPTTLoader",
     "evaluate_lm",
     "sliding_nats",
     "bits_per_char",
@@ -212,6 +214,36 @@ def bptt_batches(ids: torch.Tensor, block_size: int, batch_size: int) -> Iterato
         yield x_rows[:, sl].long(), y_rows[:, sl].long()
 
 
+class BPTTLoader:
+    """:func:`bptt_batches` as a loader for :func:`genai_lib.train.fit`: each epoch is one pass
+    over ``ids``; a batch is ``(x, y, first)`` where ``first`` is True for the first window of a
+    pass (a recurrent model then starts from a zero state). Deterministic, with ``iter_from``
+    so a run resumes on exactly the window it stopped at."""
+
+    def __init__(self, ids: torch.Tensor, block_size: int, batch_size: int) -> None:
+        _check_stream(ids, block_size, batch_size)
+        self.ids, self.block_size, self.batch_size = ids, block_size, batch_size
+        self._len = sum(1 for _ in range(((ids.numel() - 1) // batch_size) // block_size))
+        if self._len == 0:
+            list(bptt_batches(ids, block_size, batch_size))  # raises the message that says why
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def iter_from(self, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
+        for k, (x, y) in enumerate(bptt_batches(self.ids, self.block_size, self.batch_size)):
+            if k >= start:
+                yield x, y, k == 0
+        self.epoch += 1
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
+        return self.iter_from(0)
+
+
 @torch.no_grad()
 def evaluate_lm(
     model: Any,
@@ -232,13 +264,10 @@ def evaluate_lm(
     if n_batches is not None:
         check_positive("n_batches", n_batches)
     _check_stream(ids, block_size, batch_size)
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    device = next(model.parameters()).device if hasattr(model, "parameters") else ids.device
+    device = next(model.parameters()).device
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
-    try:
+    with eval_mode(model):
         if n_batches is None:
             n_win = (ids.numel() - 1) // block_size
             starts = torch.arange(n_win) * block_size
@@ -254,9 +283,6 @@ def evaluate_lm(
                 loss, _ = model.loss((x.to(device), y.to(device)))
                 total += loss.double() * batch_size
                 count += batch_size
-    finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
     return float(total) / count
 
 

@@ -1,7 +1,8 @@
-"""Small helpers every chapter uses: device choice, seeding, fast mode, the cache folder.
+"""Small helpers every layer uses: devices, noise, batches, eval mode, seeding, fast mode,
+the cache folder, atomic file writes, and the set-up call at the top of every notebook.
 
-The library itself never picks a device or seeds global RNGs; these helpers are what a
-*notebook* calls once at the top, explicitly.
+The library itself never picks a device or seeds global RNGs: :func:`get_device`,
+:func:`seed_everything` and :func:`setup_notebook` are what a *notebook* calls once at the top.
 """
 
 from __future__ import annotations
@@ -9,13 +10,31 @@ from __future__ import annotations
 import inspect
 import os
 import random
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "fast_mode", "cache_dir", "show_source"]
+__all__ = [
+    "get_device",
+    "seed_everything",
+    "fast_mode",
+    "cache_dir",
+    "cache_root",
+    "show_source",
+    "setup_notebook",
+    "model_device",
+    "to_device",
+    "split_batch",
+    "eval_mode",
+    "normal_noise",
+    "uniform_noise",
+    "atomic_write",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -101,3 +120,127 @@ def show_source(obj: Any) -> _Source:
     except (TypeError, OSError) as exc:
         raise TypeError(f"show_source needs a Python function, class or module, got {obj!r}") from exc
     return _Source(getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj))), text.rstrip())
+
+
+# --------------------------------------------------------------------------- devices, batches, noise
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a model's first parameter or buffer (CPU for an empty module)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move a tensor, tensors nested in tuples/lists/dicts, or an object with its own ``.to(device)``
+    (a graph batch, say) to ``device``; anything else is returned unchanged."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if callable(getattr(batch, "to", None)):
+        return batch.to(device)
+    return batch
+
+
+def split_batch(batch: Any) -> tuple[Any, Any]:
+    """``x`` or ``(x, labels, ...)`` -> ``(x, labels or None)``: how every model reads its batch."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    if isinstance(batch, (tuple, list)):
+        if not batch:
+            raise ValueError("batch is an empty tuple; expected x or (x, labels)")
+        if isinstance(batch[0], torch.Tensor):
+            y = batch[1] if len(batch) > 1 and isinstance(batch[1], torch.Tensor) else None
+            return batch[0], y
+    raise TypeError(f"batch must be a tensor or an (x, labels) tuple of tensors, got {type(batch).__name__}")
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run a block in eval mode (dropout off, batch-norm statistics frozen) and restore the
+    model's train/eval mode afterwards, also when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _noise(draw: Callable[..., torch.Tensor], shape: Sequence[int], generator: Any, device: Any, dtype: Any):
+    from genai_lib._checks import check_generator
+
+    check_generator("generator", generator)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    src = generator.device if generator is not None else device
+    return draw(tuple(shape), generator=generator, device=src, dtype=dtype).to(device)
+
+
+def normal_noise(
+    shape: Sequence[int], *, generator: torch.Generator | None = None, device: Any = None, dtype: Any = None
+) -> torch.Tensor:
+    """N(0, 1) noise of ``shape`` on ``device``, drawn on the generator's device (CPU by default)
+    and moved: a seeded generator gives the same numbers on every device."""
+    return _noise(torch.randn, shape, generator, device, dtype)
+
+
+def uniform_noise(
+    shape: Sequence[int], *, generator: torch.Generator | None = None, device: Any = None, dtype: Any = None
+) -> torch.Tensor:
+    """U[0, 1) noise of ``shape`` on ``device``, drawn like :func:`normal_noise`."""
+    return _noise(torch.rand, shape, generator, device, dtype)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Write a file so that no reader ever sees half of it: ``write(fh)`` fills a uniquely named
+    temporary file in the same folder, which is then renamed over ``path`` (atomic on POSIX and
+    Windows). Two processes filling the same path both succeed; the last rename wins, and each
+    wrote a complete file. The old file survives any failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def setup_notebook(seed: int = 0, *, quiet: bool = False) -> tuple[bool, torch.Generator, torch.device]:
+    """What the first code cell of every chapter does: seed everything, pick the device, make
+    each figure show once (as its cell's result), and say so. Returns ``(FAST, generator, device)``.
+
+    ``FAST`` is :func:`fast_mode`; the generator comes from :func:`seed_everything`.
+    """
+    import matplotlib.pyplot as plt
+
+    fast = fast_mode()
+    gen = seed_everything(seed)
+    device = get_device()
+    plt.close(plt.figure())  # start the inline backend now, then turn off automatic drawing:
+    plt.ioff()  # each figure is shown once, as the result of its cell
+    if not quiet:
+        from genai_lib import __version__
+
+        where = Path(__file__).resolve().parent.parent
+        print(
+            f"genai_lib {__version__} ({where}); device {device}; fast mode {fast}; seed {seed}; cache {cache_root()}"
+        )
+    return fast, gen, device

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from genai_lib import checkpoint, train
+from genai_lib import checkpoint, train, train_cache
 from genai_lib.data import make_loader
 from tests._tiny import Tiny, TinyConfig, tiny_data
 
@@ -114,7 +114,7 @@ CASES = [
     ),
     (
         "bad cache name",
-        lambda t: train.load_or_train(Tiny(TinyConfig()), _loader(), name="a/b", steps=1),
+        lambda t: train_cache.load_or_train(Tiny(TinyConfig()), _loader(), name="a/b", steps=1),
         ValueError,
         "name",
     ),

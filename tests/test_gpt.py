@@ -8,15 +8,9 @@ import math
 import pytest
 import torch
 
-from genai_lib.models.gpt import (
-    GPT,
-    CausalSelfAttention,
-    GPTConfig,
-    apply_rope,
-    estimate_mfu,
-    flops_per_token,
-    train_gpt,
-)
+from genai_lib.models.attention import CausalSelfAttention, apply_rope, rope_tables
+from genai_lib.models.gpt import GPT, GPTConfig, estimate_mfu, flops_per_token
+from genai_lib.recipes.language import train_gpt
 
 CFG = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16)
 
@@ -118,8 +112,6 @@ def test_rope_variant_is_causal_cached_and_untied():
 
 
 def test_rope_scores_depend_on_relative_position_only():
-    from genai_lib.models.gpt import rope_tables
-
     cos, sin = rope_tables(20, 8)
     q, k = torch.randn(8), torch.randn(8)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genai_lib.models.lstm import LSTMLM, LSTMConfig, train_bptt
+from genai_lib.models.lstm import LSTMLM, LSTMConfig
+from genai_lib.recipes.language import train_lstm
 
 CFG = LSTMConfig(vocab_size=9, n_embd=8, hidden=16, n_layers=2)
 
@@ -82,32 +83,66 @@ def test_generate_greedy_matches_recomputation_and_determinism():
     assert model.training
 
 
-def test_train_bptt_learns_long_period():
+def test_train_lstm_learns_long_period():
     # period 12 with repeated tokens: the next token needs context longer than the window of 4,
     # which only a state carried across windows can provide
     pattern = [0, 1, 2, 3, 0, 1, 2, 4, 0, 1, 2, 5]
     stream = torch.tensor(pattern * 60)
     model = tiny(LSTMConfig(vocab_size=9, n_embd=8, hidden=32, n_layers=1))
-    hist = train_bptt(model, stream, steps=150, block_size=4, batch_size=8, lr=2e-2, log_every=25)
+    hist = train_lstm(model, stream, steps=150, block_size=4, batch_size=8, lr=2e-2, log_every=25)
     assert len(hist.logs["loss"]) == 150 and hist.seconds > 0
     assert sum(hist.logs["loss"][-10:]) / 10 < 0.3
     out = model.generate(torch.tensor([pattern * 2]), 12, greedy=True)
     assert out[0, 24:].tolist() == pattern
 
 
-def test_train_bptt_cache(tmp_path, monkeypatch):
+def test_train_lstm_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
     stream = torch.tensor([0, 1, 2, 3] * 40)
     model = tiny()
-    first = train_bptt(model, stream, steps=6, block_size=4, batch_size=4, name="lstm_t", key="v1")
+    first = train_lstm(model, stream, steps=6, block_size=4, batch_size=4, name="lstm_t", key="v1")
     assert not first.from_cache and list(tmp_path.rglob("lstm_t.pt"))
     again = tiny(seed=1)
-    second = train_bptt(again, stream, steps=6, block_size=4, batch_size=4, name="lstm_t", key="v1")
+    second = train_lstm(again, stream, steps=6, block_size=4, batch_size=4, name="lstm_t", key="v1")
     assert second.from_cache and second.logs["loss"] == first.logs["loss"]
     for a, b in zip(model.parameters(), again.parameters(), strict=True):
         torch.testing.assert_close(a, b)
-    other = train_bptt(tiny(seed=1), stream, steps=6, block_size=4, batch_size=4, name="lstm_t", key="v2")
+    other = train_lstm(tiny(seed=1), stream, steps=6, block_size=4, batch_size=4, name="lstm_t", key="v2")
     assert not other.from_cache  # a different key retrains
+
+
+def test_train_lstm_resumes_with_the_carried_state(tmp_path):
+    """The TBPTT state is part of the checkpoint: a resumed run equals the uninterrupted one."""
+    stream = torch.tensor([0, 1, 2, 3, 0, 1, 2, 4] * 30)
+    straight = tiny()
+    full = train_lstm(straight, stream, steps=9, block_size=4, batch_size=4, lr=1e-2)
+
+    class Stop(Exception):
+        pass
+
+    def stop(step, history):
+        if step == 4:
+            raise Stop
+
+    ck = tmp_path / "lstm.pt"
+    with pytest.raises(Stop):  # 14 windows per pass: stopped mid-pass, with a carried state
+        train_lstm(
+            tiny(),
+            stream,
+            steps=9,
+            block_size=4,
+            batch_size=4,
+            lr=1e-2,
+            checkpoint=ck,
+            checkpoint_every=3,
+            log_every=1,
+            callbacks=[stop],
+        )
+    resumed = tiny(seed=5)
+    again = train_lstm(resumed, stream, steps=9, block_size=4, batch_size=4, lr=1e-2, checkpoint=ck)
+    assert again.logs["loss"] == full.logs["loss"]
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
@@ -134,10 +169,10 @@ def test_bad_configs(kwargs, exc, match):
         (lambda m: m(ids(2, 3), ids(2, 4)), ValueError, "targets must have the shape"),
         (lambda m: m.generate(ids(1, 2), 3, temperature=-1.0), ValueError, "temperature"),
         (lambda m: m.generate(ids(1, 2), 3, top_p=0.0), ValueError, "top_p"),
-        (lambda m: train_bptt(m, torch.tensor([], dtype=torch.long), steps=1), ValueError, "empty"),
-        (lambda m: train_bptt(m, torch.arange(5), steps=1, block_size=8, batch_size=1), ValueError, "at least 9"),
+        (lambda m: train_lstm(m, torch.tensor([], dtype=torch.long), steps=1), ValueError, "empty"),
+        (lambda m: train_lstm(m, torch.arange(5), steps=1, block_size=8, batch_size=1), ValueError, "at least 9"),
         (lambda m: LSTMLM(CFG.__dict__), TypeError, "LSTMConfig"),
-        (lambda m: train_bptt(m, torch.arange(9), steps=1, block_size=2, batch_size=1, name="a/b"), ValueError, "name"),
+        (lambda m: train_lstm(m, torch.arange(9), steps=1, block_size=2, batch_size=1, name="a/b"), ValueError, "name"),
     ],
 )
 def test_bad_inputs(call, exc, match):

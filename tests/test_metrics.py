@@ -11,16 +11,16 @@ from torch import nn
 
 from genai_lib.data import toy_2d
 from genai_lib.metrics import (
-    MNISTClassifier,
     classifier_features,
     conditional_accuracy,
     frechet_distance,
     image_quality,
     kid,
-    mnist_classifier,
     precision_recall,
     ring_metrics,
 )
+from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
+from genai_lib.recipes.classifier import mnist_classifier
 
 
 def _white(n: int, d: int, seed: int) -> torch.Tensor:
@@ -29,6 +29,10 @@ def _white(n: int, d: int, seed: int) -> torch.Tensor:
     z = z - z.mean(0)
     w = torch.linalg.cholesky(torch.cov(z.T))
     return torch.linalg.solve_triangular(w, z.T, upper=False).T
+
+
+def _clf():
+    return ImageClassifier(ClassifierConfig())
 
 
 def test_fid_of_a_set_with_itself_is_zero():
@@ -154,7 +158,7 @@ def test_conditional_accuracy_counts_agreement():
 
 def test_classifier_features_and_image_quality_shapes():
     torch.manual_seed(0)
-    clf = MNISTClassifier()
+    clf = _clf()
     g = torch.Generator().manual_seed(0)
     real, fake = torch.rand(60, 1, 28, 28, generator=g), torch.rand(70, 1, 28, 28, generator=g) ** 3
     f = classifier_features(clf, real, batch_size=16)
@@ -195,16 +199,24 @@ def test_mnist_classifier_fast_mode_learns_and_is_cached(monkeypatch, tmp_path):
         (lambda: kid(torch.randn(10, 3), torch.randn(10, 3), subset_size=1), ValueError, "subset_size must be >= 2"),
         (lambda: precision_recall(torch.randn(10, 3), torch.randn(10, 3), k=0), ValueError, "k must be > 0"),
         (lambda: precision_recall(torch.randn(3, 3), torch.randn(10, 3), k=3), ValueError, "need at least 4"),
-        (lambda: classifier_features(MNISTClassifier(), torch.rand(2, 1, 32, 32)), ValueError, r"\(N, 1, 28, 28\)"),
-        (lambda: classifier_features(MNISTClassifier(), torch.rand(2, 1, 28, 28) * 255), ValueError, r"\[0.0, 1.0\]"),
         (
-            lambda: conditional_accuracy(MNISTClassifier(), torch.rand(2, 1, 28, 28), torch.tensor([1])),
+            lambda: classifier_features(_clf(), torch.rand(2, 1, 32, 32)),
+            ValueError,
+            r"\(N, 1, 28, 28\)",
+        ),
+        (
+            lambda: classifier_features(_clf(), torch.rand(2, 1, 28, 28) * 255),
+            ValueError,
+            r"\[0.0, 1.0\]",
+        ),
+        (
+            lambda: conditional_accuracy(_clf(), torch.rand(2, 1, 28, 28), torch.tensor([1])),
             ValueError,
             r"\(2\)",
         ),
         (lambda: ring_metrics(torch.randn(5, 3)), ValueError, r"\(N, 2\)"),
         (
-            lambda: image_quality(MNISTClassifier(), torch.rand(5, 1, 28, 28), torch.rand(50, 1, 28, 28), n=10),
+            lambda: image_quality(_clf(), torch.rand(5, 1, 28, 28), torch.rand(50, 1, 28, 28), n=10),
             ValueError,
             "real has 5 images; need at least n=10",
         ),

@@ -4,7 +4,7 @@ import torch
 from matplotlib.figure import Figure
 
 from genai_lib import plotting
-from genai_lib.train import History
+from genai_lib.history import History
 
 
 def test_grid_array_layout():
@@ -30,7 +30,7 @@ def test_figures_are_returned():
     fig = plotting.density_2d(lambda xy: -0.5 * (xy**2).sum(1), resolution=20)
     assert isinstance(fig, Figure)
     h = History(step=[1, 2, 3], logs={"loss": [3.0, 2.0, 1.0]}, val_step=[3], val={"loss": [1.5]})
-    fig = h.plot(smooth=2)
+    fig = plotting.training_curves(h, smooth=2)
     assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 3  # raw, smoothed, validation
 
 

@@ -1,4 +1,4 @@
-"""Tests for genai_lib.models.recipes: the shared recipes are valid and the benchmarks read them."""
+"""Tests for genai_lib.recipes: the shared recipes are valid, cached, and the benchmarks call them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ import pytest
 import torch
 
 from genai_lib.models.gan import DCGANConfig
-from genai_lib.models.recipes import CHAR_GPT, GAN_MNIST, VAE_MNIST, GANRecipe, train_char_gpt
 from genai_lib.models.vae import VAEConfig
+from genai_lib.recipes import gan as gan_recipes
+from genai_lib.recipes import vae as vae_recipes
+from genai_lib.recipes.gan import GAN_MNIST, GANRecipe
+from genai_lib.recipes.language import CHAR_GPT, train_char_gpt
+from genai_lib.recipes.vae import VAE_MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,10 +27,39 @@ def _load_benchmark(name: str):
     return module
 
 
-def test_benchmarks_use_the_shared_recipes():
-    assert _load_benchmark("vae_mnist").RUNS is VAE_MNIST
+def test_benchmarks_call_the_shared_recipes():
+    vae = _load_benchmark("vae_mnist")
+    assert vae.RUNS is VAE_MNIST and vae.train_vae is vae_recipes.train_vae
     gan = _load_benchmark("gan_mnist")
     assert gan.RUNS is GAN_MNIST and gan.VAE_RUN is VAE_MNIST["conv16"]
+    assert gan.train_gan is gan_recipes.train_gan and gan.train_vae is vae_recipes.train_vae
+
+
+def test_vae_recipe_trains_once_then_loads(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    recipe = vae_recipes.VAERecipe(VAEConfig(z_dim=2, hidden=16, depth=1), epochs=1, lr=3e-3, fast_epochs=1)
+    rng_before = torch.random.get_rng_state()
+    model, hist = vae_recipes.train_vae(recipe, name="t", fast=True)
+    assert torch.equal(torch.random.get_rng_state(), rng_before) and not model.training
+    assert not hist.from_cache and hist.logs["loss"][-1] < hist.logs["loss"][0]
+    again, hist2 = vae_recipes.train_vae(recipe, name="t", fast=True)
+    assert hist2.from_cache and torch.equal(again.decoder[0][0].weight, model.decoder[0][0].weight)
+    with pytest.raises(ValueError, match="needs a name"):
+        vae_recipes.train_vae(recipe, fast=True)
+    with pytest.raises(ValueError, match="one of"):
+        vae_recipes.train_vae("mlp3", fast=True)
+
+
+def test_gan_recipe_trains_once_then_loads(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    recipe = GANRecipe(DCGANConfig(z_dim=4, width=4), {"steps": 3, "n_critic": 1}, fast_steps=3)
+    model, hist = gan_recipes.train_gan(recipe, name="t", fast=True)
+    assert len(hist.step) == 3 and not hist.from_cache
+    same = gan_recipes.gan_model(recipe, fast=True)  # the recipe's untrained model, seed 0
+    again, hist2 = gan_recipes.train_gan(recipe, name="t", model=same, fast=True)
+    assert hist2.from_cache and again is same
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_vae_recipes_cover_the_benchmark_models():

@@ -120,7 +120,7 @@ def test_choose_next_greedy_and_sampled():
 
 
 def test_eval_mode_restores_the_mode_even_after_an_error():
-    from genai_lib.sampling import eval_mode
+    from genai_lib.utils import eval_mode
 
     model = torch.nn.Dropout(0.5)
     with eval_mode(model):

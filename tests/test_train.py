@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from genai_lib import train
+from genai_lib import train, train_cache, utils
 from genai_lib.data import make_loader
 from tests._tiny import Tiny, TinyConfig, tiny_data
 
@@ -113,20 +113,28 @@ def test_nan_loss_names_the_step():
 def test_load_or_train_hits_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
     calls = []
-    real_fit = train.fit
-    monkeypatch.setattr(train, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+
+    def counting_fit(*a, **k):
+        calls.append(1)
+        return train.fit(*a, **k)
+
+    def run(model, steps):
+        return train_cache.load_or_train(
+            model, _loader(), name="tiny", trainer=counting_fit, steps=steps, lr=1e-2, progress=False
+        )
+
     torch.manual_seed(0)
     m1 = Tiny(TinyConfig())
-    h1 = train.load_or_train(m1, _loader(), name="tiny", steps=20, lr=1e-2, progress=False)
+    h1 = run(m1, 20)
     m2 = Tiny(TinyConfig())
-    h2 = train.load_or_train(m2, _loader(), name="tiny", steps=20, lr=1e-2, progress=False)
+    h2 = run(m2, 20)
     assert calls == [1] and h2.from_cache and not h1.from_cache
     assert h2.logs["loss"] == pytest.approx(h1.logs["loss"])
     for k, v in m1.state_dict().items():
         torch.testing.assert_close(m2.state_dict()[k], v)
     # A different training budget or config is a different cache entry.
-    train.load_or_train(Tiny(TinyConfig()), _loader(), name="tiny", steps=21, lr=1e-2, progress=False)
-    train.load_or_train(Tiny(TinyConfig(hidden=4)), _loader(), name="tiny", steps=21, lr=1e-2, progress=False)
+    run(Tiny(TinyConfig()), 21)
+    run(Tiny(TinyConfig(hidden=4)), 21)
     assert calls == [1, 1, 1]
 
 
@@ -135,7 +143,7 @@ def test_load_or_train_retrains_on_corrupt_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("GENAI_FAST", "0")
     (tmp_path / "tiny.pt").write_bytes(b"not a checkpoint")
     with pytest.warns(UserWarning, match="corrupt"):
-        hist = train.load_or_train(Tiny(TinyConfig()), _loader(), name="tiny", steps=5, progress=False)
+        hist = train_cache.load_or_train(Tiny(TinyConfig()), _loader(), name="tiny", steps=5, progress=False)
     assert not hist.from_cache and len(hist.step) == 5
 
 
@@ -149,7 +157,7 @@ def test_evaluate_weights_by_batch_size():
 
 def test_to_device_nested():
     batch = {"a": (torch.zeros(1), [torch.ones(1)]), "b": 3}
-    out = train.to_device(batch, torch.device("cpu"))
+    out = utils.to_device(batch, torch.device("cpu"))
     assert out["b"] == 3 and isinstance(out["a"], tuple) and isinstance(out["a"][1], list)
 
 

@@ -317,7 +317,7 @@ BAD = [
     (lambda: _model().loss(X * 255), ValueError, r"x must lie in \[0.0, 1.0\]"),
     (lambda: _model().reconstruct(X - 0.5), ValueError, r"x must lie in \[0.0, 1.0\]"),
     (lambda: _model().loss(X.masked_fill(X > 0.5, float("nan"))), ValueError, "x contains NaN"),
-    (lambda: _model().loss(X.numpy()), TypeError, "x must be a torch.Tensor"),
+    (lambda: _model().loss(X.numpy()), TypeError, "batch must be a tensor"),
     (lambda: _model().loss(X[:0]), ValueError, "x is empty"),
     (lambda: _model().decode(torch.zeros(3, 5)), ValueError, r"z must have shape \(N, 2\)"),
     (lambda: _model().decode_mean(torch.zeros(2)), ValueError, r"z must have shape \(N, 2\)"),

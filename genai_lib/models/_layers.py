@@ -7,15 +7,17 @@ Shape legend: B batch, D feature/latent dimension, C channels, H x W = 28 x 28 i
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_positive, check_tensor
+from genai_lib._checks import check_positive, check_probability, check_tensor
+from genai_lib.utils import normal_noise
 
-__all__ = ["ConvDecoder28", "ConvEncoder28", "mlp", "random_shift"]
+__all__ = ["ConvDecoder28", "ConvEncoder28", "EMA", "mlp", "random_shift", "reparameterize"]
 
 
 def mlp(
@@ -133,3 +135,57 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | N
     batch = torch.arange(b, device=x.device)[:, None, None, None]
     chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     return padded[batch, chans, rows, cols]  # (B, C, H, W)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I), sigma = exp(logvar / 2): a sample of N(mu, diag sigma^2)
+    that gradients flow through (Kingma & Welling 2014, section 2.4). (B, Z), (B, Z) -> (B, Z).
+
+    The noise is drawn on ``generator``'s device (the global RNG of ``mu``'s device without one)
+    and moved to ``mu``'s device.
+    """
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    eps = normal_noise(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+class EMA(nn.Module):
+    """An exponential moving average of a module's weights (Polyak & Juditsky 1992), the copy a
+    diffusion model or StyleGAN samples from (Ho et al. 2020; Karras et al. 2019).
+
+    ``shadow`` is a frozen copy of ``module``; :meth:`update` moves it towards the live weights,
+    ``w_ema <- d w_ema + (1 - d) w``, with the decay ``d = min(decay, (1 + n) / (10 + n))`` after
+    ``n`` updates (a short warm-up, so early averages do not remember the random initialisation).
+    Buffers (batch-norm statistics) are copied. Register it as a submodule of the model (it is
+    then saved in checkpoints) and pass it to ``fit(hooks=[model.ema])``: its ``after_step`` runs
+    after every optimizer step.
+    """
+
+    def __init__(self, module: nn.Module, decay: float = 0.999) -> None:
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"EMA needs an nn.Module, got {type(module).__name__}")
+        check_probability("decay", decay, open_high=True)
+        self.decay = float(decay)
+        self.shadow = copy.deepcopy(module).requires_grad_(False)
+        self._source = (module,)  # a tuple, so the live module is not registered twice
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        n = int(self.updates)
+        d = min(self.decay, (1 + n) / (10 + n))
+        live = self._source[0]
+        for avg, w in zip(self.shadow.parameters(), live.parameters(), strict=True):
+            avg.lerp_(w.detach(), 1 - d)
+        for avg, b in zip(self.shadow.buffers(), live.buffers(), strict=True):
+            avg.copy_(b)
+        self.updates += 1
+
+    def after_step(self, step: int) -> None:
+        self.update()
+
+    def forward(self, *args, **kwargs):
+        """The averaged module's forward."""
+        return self.shadow(*args, **kwargs)

@@ -36,6 +36,8 @@ from torch import nn
 
 from genai_lib._checks import check_images, check_positive, check_tensor
 from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp, random_shift
+from genai_lib.phases import DISCRIMINATOR_WINS, DivergenceRule
+from genai_lib.utils import eval_mode, normal_noise, split_batch, uniform_noise
 
 __all__ = [
     "LOSSES",
@@ -44,7 +46,6 @@ __all__ = [
     "DCGANConfig",
     "DCGAN",
     "gradient_penalty",
-    "split_batch",
     "interpolate",
     "n_params",
 ]
@@ -67,27 +68,6 @@ def _check_label_smoothing(value: Any, loss: str) -> None:
         raise ValueError("label_smoothing applies to the BCE losses ('ns', 'minimax'); wgan-gp has no labels")
 
 
-def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """Normal noise drawn on the generator's device (CPU by default), then moved: same draw everywhere."""
-    src = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=src).to(device)
-
-
-def _rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    src = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=src).to(device)
-
-
-def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``x`` or ``(x, labels, ...)`` -> ``(x, labels or None)``."""
-    if isinstance(batch, torch.Tensor):
-        return batch, None
-    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
-        y = batch[1] if len(batch) > 1 and isinstance(batch[1], torch.Tensor) else None
-        return batch[0], y
-    raise TypeError(f"batch must be a tensor or a (x, labels) tuple, got {type(batch).__name__}")
-
-
 def gradient_penalty(
     critic: Any, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -102,7 +82,7 @@ def gradient_penalty(
         raise TypeError("real and fake must be tensors")
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
-    eps = _rand((real.shape[0],) + (1,) * (real.dim() - 1), generator, real.device)
+    eps = uniform_noise((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, device=real.device)
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
@@ -141,7 +121,7 @@ class _GANBase(nn.Module):
         return x, self._labels(y, x.shape[0])
 
     def _fake(self, n: int, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
-        return self.generate(_randn((n, self.cfg.z_dim), generator, self.device), labels)
+        return self.generate(normal_noise((n, self.cfg.z_dim), generator=generator, device=self.device), labels)
 
     def _augment(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """DiffAugment: the same kind of random, differentiable shift for real and fake images, in
@@ -193,17 +173,19 @@ class _GANBase(nn.Module):
         loss = F.softplus(-out).mean() if self.cfg.loss == "ns" else -F.softplus(out).mean()
         return loss, {"g_fake": torch.sigmoid(out).mean().detach()}
 
+    def divergence_rules(self) -> tuple[DivergenceRule, ...]:
+        """When the training core stops a run: a BCE discriminator that has won; a WGAN critic's
+        losses are unbounded scores, not probabilities, so no such rule fits them."""
+        return () if self.cfg.loss == "wgan-gp" else (DISCRIMINATOR_WINS,)
+
     @torch.no_grad()
     def sample(self, n: int, *, labels: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` display-ready samples (generator in eval mode; its train/eval state is restored)."""
+        """``n`` display-ready samples on the CPU (points, or images in [0, 1]), drawn with the
+        generator in eval mode (its train/eval state is restored)."""
         check_positive("n", n)
         y = self._sample_labels(n, labels)
-        was = self.generator.training
-        self.generator.eval()
-        try:
-            return self._fake(n, y, generator)
-        finally:
-            self.generator.train(was)
+        with eval_mode(self.generator):
+            return self._fake(n, y, generator).cpu()
 
     def _sample_labels(self, n: int, labels: Any) -> torch.Tensor | None:
         if labels is not None:

@@ -13,7 +13,8 @@ so each new token costs one position's work, not the whole prefix's.
 
 Speed: attention runs through ``F.scaled_dot_product_attention(is_causal=True)`` (flash /
 memory-efficient kernels where available); AdamW is fused on CUDA and ``foreach`` on CPU;
-:func:`train_gpt` adds bf16 autocast (via ``train.fit``) and optional ``torch.compile``.
+``genai_lib.recipes.language.train_gpt`` trains it through the core (bf16 autocast on CUDA,
+optional ``torch.compile``).
 
 Shape legend: B batch, T sequence length (<= block_size), C = n_embd, nh heads,
 hs = C / nh head size, V vocabulary size, L layers.
@@ -21,7 +22,6 @@ hs = C / nh head size, V vocabulary size, L layers.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -31,24 +31,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_positive
-from genai_lib.sampling import check_generation, choose_next, eval_mode
+from genai_lib.models.attention import CausalSelfAttention, KVCache, Rope, rope_tables
+from genai_lib.sampling import generate_tokens
 from genai_lib.tokenizer import check_token_ids
+from genai_lib.utils import eval_mode
 
 __all__ = [
     "GPTConfig",
     "GPT",
     "Block",
-    "CausalSelfAttention",
-    "KVCache",
+    "MLP",
     "flops_per_token",
     "estimate_mfu",
-    "train_gpt",
-    "rope_tables",
-    "apply_rope",
 ]
-
-
-Rope = tuple[torch.Tensor, torch.Tensor] | None  # rotary (cos, sin) tables for the current positions
 
 
 @dataclass(frozen=True)
@@ -84,110 +79,18 @@ class GPTConfig:
             raise ValueError(f"pos='rope' needs an even head size n_embd / n_head, got {self.n_embd // self.n_head}")
 
 
-def rope_tables(n_pos: int, head_size: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin tables (n_pos, head_size / 2) of rotary position embeddings (Su et al. 2021).
+class MLP(nn.Module):
+    """The position-wise feed-forward layer: (B, T, C) -> (B, T, 4C) -> GELU -> (B, T, C)."""
 
-    Pair i of a query or key at position t is rotated by the angle t * base^(-2i / head_size):
-    the dot product of a rotated query at t and a rotated key at s then depends on t - s only.
-    """
-    check_positive("n_pos", n_pos)
-    if head_size % 2 or head_size <= 0:
-        raise ValueError(f"head_size must be a positive even number, got {head_size}")
-    inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float64) / head_size)  # (hs/2,)
-    angles = torch.arange(n_pos, dtype=torch.float64)[:, None] * inv_freq  # (n_pos, hs/2)
-    return angles.cos().float(), angles.sin().float()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, nh, T, hs) queries or keys: halves (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin).
-
-    cos, sin: (T, hs / 2) rows of :func:`rope_tables` for the T positions of x.
-    """
-    x1, x2 = x.chunk(2, dim=-1)  # 2 x (B, nh, T, hs/2)
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
-
-
-class KVCache:
-    """Keys and values of the positions seen so far, preallocated for ``max_len`` positions.
-
-    ``k[l]``, ``v[l]``: (B, nh, max_len, hs) for layer l; positions ``[0, pos)`` are filled.
-    """
-
-    def __init__(
-        self, n_layer: int, batch: int, n_head: int, max_len: int, head_size: int, *, device: Any, dtype: Any
-    ) -> None:
-        shape = (n_layer, batch, n_head, max_len, head_size)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.max_len = max_len
-        self.pos = 0  # number of cached positions
-
-    def reset(self) -> None:
-        self.pos = 0
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention: (B, T, C) -> (B, T, C).
-
-    ``c_attn`` maps x to queries, keys and values for all heads at once (C -> 3C); ``c_proj``
-    mixes the heads' outputs. Three paths, equal up to float rounding: SDPA with
-    ``is_causal=True`` (training), SDPA against a :class:`KVCache` (generation), and an explicit
-    softmax(Q K^T / sqrt(hs) + M) that also returns the attention weights (for plots).
-    """
-
-    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = False) -> None:
+    def __init__(self, n_embd: int, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
-        if n_embd % n_head:
-            raise ValueError(f"n_embd must be divisible by n_head, got {n_embd} and {n_head}")
-        self.n_head, self.n_embd, self.dropout = n_head, n_embd, dropout
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
-        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.resid_drop = nn.Dropout(dropout)
+        self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)  # (B, T, 4C)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)  # (B, T, C): a residual projection
+        self.dropout = nn.Dropout(dropout)
 
-    def _heads(self, x: torch.Tensor, rope: Rope = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
-        shape = (B, T, self.n_head, C // self.n_head)
-        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))  # 3 x (B, nh, T, hs)
-        if rope is not None:  # rotary positions: rotate queries and keys by their position's angle
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        return q, k, v
-
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: Rope = None) -> torch.Tensor:
-        """x: (B, T, C) -> (B, T, C). With ``cache``, x holds the T *new* positions only.
-        ``rope``: (cos, sin) tables (T, hs/2) for these T positions, or None (learned positions)."""
-        B, T, C = x.shape
-        q, k, v = self._heads(x, rope)  # (B, nh, T, hs)
-        p = self.dropout if self.training else 0.0
-        if cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, nh, T, hs)
-        else:
-            start, end = cache.pos, cache.pos + T
-            if end > cache.max_len:
-                raise ValueError(f"the KV-cache holds {cache.max_len} positions; cannot add {T} at position {start}")
-            cache.k[layer, :, :, start:end] = k
-            cache.v[layer, :, :, start:end] = v
-            k_all, v_all = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]  # (B, nh, end, hs)
-            if start == 0:
-                y = F.scaled_dot_product_attention(q, k_all, v_all, is_causal=True)
-            elif T == 1:  # one new query may look at every cached position
-                y = F.scaled_dot_product_attention(q, k_all, v_all)
-            else:  # new query i sits at position start + i and sees keys j <= start + i
-                allowed = torch.ones(T, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
-                y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=allowed)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
-        return self.resid_drop(self.c_proj(y))
-
-    def forward_with_weights(self, x: torch.Tensor, rope: Rope = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The explicit formula: returns (output (B, T, C), attention weights (B, nh, T, T))."""
-        B, T, C = x.shape
-        q, k, v = self._heads(x, rope)  # (B, nh, T, hs)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])  # (B, nh, T, T)
-        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)  # rows sum to 1
-        y = (weights @ v).transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
-        return self.c_proj(y), weights
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
 
 class Block(nn.Module):
@@ -198,12 +101,7 @@ class Block(nn.Module):
         self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg.n_embd, cfg.n_head, cfg.dropout, cfg.bias)
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.mlp = nn.Sequential(
-            nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias),  # (B, T, 4C)
-            nn.GELU(),
-            nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias),  # (B, T, C)
-            nn.Dropout(cfg.dropout),
-        )
+        self.mlp = MLP(cfg.n_embd, cfg.dropout, cfg.bias)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: Rope = None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache, layer, rope)
@@ -233,7 +131,7 @@ class GPT(nn.Module):
             self.lm_head.weight = self.wte.weight  # weight tying: one (V, C) matrix in and out
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight") or name.endswith("mlp.2.weight"):  # residual projections
+            if name.endswith("c_proj.weight"):  # the residual projections of attention and MLP
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
     @staticmethod
@@ -317,7 +215,7 @@ class GPT(nn.Module):
             y, w = block.attn.forward_with_weights(block.ln_1(x), rope)
             maps.append(w)
             x = x + y
-            x = x + block.mlp[:3](block.ln_2(x))
+            x = x + block.mlp(block.ln_2(x))  # eval mode: dropout is off
         return maps
 
     @torch.no_grad()
@@ -346,45 +244,35 @@ class GPT(nn.Module):
         are identical. Runs in eval mode (dropout off) and restores the mode afterwards.
         """
         idx = self._check_idx(idx)
-        check_generation(max_new_tokens, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
-        with eval_mode(self):
-            return self._generate(idx, max_new_tokens, temperature, top_k, top_p, generator, greedy, use_cache)
-
-    def _generate(self, idx, max_new_tokens, temperature, top_k, top_p, generator, greedy, use_cache) -> torch.Tensor:
         block = self.cfg.block_size
-        out = idx
-        if max_new_tokens == 0:
-            return out
+        keep = max(1, block - max(1, block // 4))  # context kept when the full cache is rebuilt
 
-        def choose(logits: torch.Tensor) -> torch.Tensor:  # (B, V) -> (B, 1)
-            return choose_next(
-                logits, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+        def uncached(out: torch.Tensor, _: Any) -> tuple[torch.Tensor, None]:
+            return self.lm_head(self._hidden(out[:, -block:])[:, -1]), None  # the whole context, every step
+
+        def cached(out: torch.Tensor, cache: KVCache | None) -> tuple[torch.Tensor, KVCache]:
+            if cache is None:  # read the prompt (its last block_size tokens)
+                cache = self._new_cache(out)
+                new = out[:, -block:]
+            elif cache.pos == block:  # no room for a new position: re-encode a shorter window
+                cache.reset()
+                new = out[:, -keep:]
+            else:  # one new token: one position's work
+                new = out[:, -1:]
+            return self.lm_head(self._hidden(new, cache)[:, -1]), cache
+
+        sampling = {"greedy": greedy, "temperature": temperature, "top_k": top_k, "top_p": top_p}
+        with eval_mode(self):
+            return generate_tokens(
+                cached if use_cache else uncached, idx, max_new_tokens, generator=generator, **sampling
             )
 
-        if not use_cache:
-            for _ in range(max_new_tokens):
-                h = self._hidden(out[:, -block:])  # (B, T, C): the whole context, every step
-                out = torch.cat([out, choose(self.lm_head(h[:, -1]).float())], dim=1)
-            return out
-
+    def _new_cache(self, idx: torch.Tensor) -> KVCache:
         C, nh = self.cfg.n_embd, self.cfg.n_head
         dtype = self.wte.weight.dtype
         if torch.is_autocast_enabled(idx.device.type):
             dtype = torch.get_autocast_dtype(idx.device.type)
-        cache = KVCache(self.cfg.n_layer, idx.shape[0], nh, block, C // nh, device=idx.device, dtype=dtype)
-        keep = max(1, block - max(1, block // 4))  # context kept when the cache is rebuilt
-        logits = self.lm_head(self._hidden(out[:, -block:], cache)[:, -1]).float()  # (B, V)
-        for i in range(max_new_tokens):
-            nxt = choose(logits)  # (B, 1)
-            out = torch.cat([out, nxt], dim=1)
-            if i == max_new_tokens - 1:
-                break
-            if cache.pos == block:  # no room for a new position: re-encode a shorter window
-                cache.reset()
-                logits = self.lm_head(self._hidden(out[:, -keep:], cache)[:, -1]).float()
-            else:
-                logits = self.lm_head(self._hidden(nxt, cache)[:, -1]).float()
-        return out
+        return KVCache(self.cfg.n_layer, idx.shape[0], nh, self.cfg.block_size, C // nh, device=idx.device, dtype=dtype)
 
     def sample(
         self,
@@ -442,62 +330,3 @@ def estimate_mfu(cfg: GPTConfig, tokens_per_s: float, peak_flops: float) -> floa
     check_positive("tokens_per_s", tokens_per_s, integer=False, allow_zero=True)
     check_positive("peak_flops", peak_flops, integer=False)
     return flops_per_token(cfg) * tokens_per_s / peak_flops
-
-
-def train_gpt(
-    model: GPT,
-    ids: torch.Tensor,
-    *,
-    steps: int,
-    batch_size: int = 12,
-    lr: float = 1e-3,
-    min_lr: float = 1e-4,
-    warmup: int = 100,
-    weight_decay: float = 0.1,
-    betas: tuple[float, float] = (0.9, 0.95),
-    grad_clip: float | None = 1.0,
-    compile: bool = False,
-    generator: torch.Generator | None = None,
-    val_ids: torch.Tensor | None = None,
-    val_every: int | None = None,
-    log_every: int = 10,
-    name: str | None = None,
-    key: Any = None,
-    **fit_kwargs: Any,
-) -> Any:
-    """Train on random windows of the 1-D token stream ``ids`` with ``train.fit``: AdamW from
-    :meth:`GPT.configure_optimizers`, linear warm-up then cosine decay from ``lr`` to ``min_lr``,
-    gradient clipping, bf16 autocast on CUDA. ``compile=True`` (CUDA) compiles the model in place
-    with ``torch.compile``. With ``name``, the run goes through ``train.load_or_train``: cached
-    weights for the same config, arguments and ``key`` are loaded instead of retrained. Returns
-    ``fit``'s History (``val`` holds held-out loss when ``val_ids`` is given)."""
-    from genai_lib.text import text_loader
-    from genai_lib.train import cosine_schedule, fit, load_or_train
-
-    check_positive("steps", steps)
-    check_positive("min_lr", min_lr, integer=False)
-    if min_lr > lr:
-        raise ValueError(f"min_lr must be <= lr, got min_lr={min_lr}, lr={lr}")
-    block = model.cfg.block_size
-    loader = text_loader(ids, block, batch_size, steps_per_epoch=min(steps, 1000), generator=generator)
-    val_loader = None
-    if val_ids is not None:
-        val_gen = torch.Generator().manual_seed(1234)
-        val_loader = text_loader(val_ids, block, batch_size, steps_per_epoch=20, generator=val_gen)
-    if compile:
-        model.compile()
-    opt = model.configure_optimizers(weight_decay, lr, betas)
-    run = fit if name is None else functools.partial(load_or_train, name=name, key=key)
-    return run(
-        model,
-        loader,
-        steps=steps,
-        optimizer=opt,
-        lr=lr,
-        lr_schedule=cosine_schedule(warmup, steps, final=min_lr / lr),
-        grad_clip=grad_clip,
-        val_loader=val_loader,
-        val_every=val_every,
-        log_every=log_every,
-        **fit_kwargs,
-    )

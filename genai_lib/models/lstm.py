@@ -7,10 +7,11 @@ window, the same loss as a Transformer's):
 
     h_t, c_t = LSTM(e(x_t), (h_{t-1}, c_{t-1})),   p(x_{t+1} | x_<=t) = softmax(W h_t + b)
 
-Training with truncated back-propagation through time (TBPTT; Williams & Peng 1990): the corpus
-is cut into B parallel streams, consecutive windows continue each other, and the final state of
-one window (detached from the graph) is the initial state of the next, so the model learns to
-use context longer than a window while gradients flow back at most T steps. Optional weight
+Training with truncated back-propagation through time (TBPTT; Williams & Peng 1990,
+``genai_lib.recipes.language.train_lstm``): the corpus is cut into B parallel streams,
+consecutive windows continue each other, and the final state of one window (detached from the
+graph) is the initial state of the next, so the model learns to use context longer than a
+window while gradients flow back at most T steps. Optional weight
 tying shares the embedding and output matrices (Press & Wolf 2017; Inan et al. 2017).
 
 Shape legend: B batch, T window length, E = n_embd, H = hidden, L = n_layers, V vocabulary.
@@ -18,8 +19,6 @@ Shape legend: B batch, T window length, E = n_embd, H = hidden, L = n_layers, V 
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_positive
-from genai_lib.sampling import check_generation, choose_next, eval_mode
-from genai_lib.text import bptt_batches
+from genai_lib.sampling import generate_tokens
 from genai_lib.tokenizer import check_token_ids
+from genai_lib.utils import eval_mode
 
-__all__ = ["LSTMConfig", "LSTMLM", "train_bptt"]
+__all__ = ["LSTMConfig", "LSTMLM"]
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
 
@@ -136,21 +135,15 @@ class LSTMLM(nn.Module):
         Runs in eval mode and restores the mode afterwards.
         """
         idx = check_token_ids("idx", idx, self.cfg.vocab_size, dims=(2,))
-        check_generation(max_new_tokens, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+
+        def step(out: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+            new = out if state is None else out[:, -1:]  # the prompt once, then one token with the carried state
+            logits, _, state = self(new, state=state)
+            return logits[:, -1], state
+
+        sampling = {"greedy": greedy, "temperature": temperature, "top_k": top_k, "top_p": top_p}
         with eval_mode(self):
-            out = idx
-            if max_new_tokens == 0:
-                return out
-            logits, _, state = self(idx)
-            for i in range(max_new_tokens):
-                last = logits[:, -1].float()  # (B, V)
-                nxt = choose_next(
-                    last, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
-                )  # (B, 1)
-                out = torch.cat([out, nxt], dim=1)
-                if i < max_new_tokens - 1:
-                    logits, _, state = self(nxt, state=state)
-            return out
+            return generate_tokens(step, idx, max_new_tokens, generator=generator, **sampling)
 
     def sample(
         self, n: int, *, prompt: torch.Tensor | None = None, generator: torch.Generator | None = None, **sampling: Any
@@ -161,94 +154,3 @@ class LSTMLM(nn.Module):
             prompt = torch.zeros(1, dtype=torch.long)
         prompt = check_token_ids("prompt", prompt, self.cfg.vocab_size, dims=(1,))
         return self.generate(prompt[None].to(device), n, generator=generator, **sampling)[0].cpu()
-
-
-def train_bptt(
-    model: LSTMLM,
-    ids: torch.Tensor,
-    *,
-    steps: int,
-    block_size: int = 64,
-    batch_size: int = 32,
-    lr: float = 2e-3,
-    grad_clip: float | None = 1.0,
-    lr_schedule: Any = None,
-    log_every: int = 10,
-    name: str | None = None,
-    key: Any = None,
-) -> Any:
-    """Truncated BPTT on the 1-D token stream ``ids``: windows of ``block_size`` from
-    :func:`genai_lib.text.bptt_batches`, the state carried (detached) from one window to the next
-    and reset to zeros at each new pass over the data. Adam, gradient clipping, optional
-    ``lr_schedule(step) -> factor``. Returns a :class:`genai_lib.train.History` (loss every
-    ``log_every`` steps, one host sync per log).
-
-    With ``name`` set, the trained weights and History are cached in
-    ``genai_lib.utils.cache_dir() / f"{name}.pt"`` like ``train.load_or_train``: a later call with
-    the same config, the same simple arguments, the same number of tokens and the same ``key``
-    loads them (``history.from_cache`` is True) instead of training. ``lr_schedule`` is a function
-    and is not fingerprinted: put anything about it (or the data) that changes the result in ``key``.
-    """
-    import warnings
-
-    from genai_lib.checkpoint import CheckpointError, config_dict, load_checkpoint, save_checkpoint
-    from genai_lib.train import History, TrainingDivergedError, _fingerprint
-    from genai_lib.utils import cache_dir
-
-    check_positive("steps", steps)
-    check_positive("log_every", log_every)
-    device = next(model.parameters()).device
-    ids = check_token_ids("ids", ids, model.cfg.vocab_size, dims=(1,))
-    path, meta = None, None
-    if name is not None:
-        if not isinstance(name, str) or not name or any(c in name for c in "/\\"):
-            raise ValueError(f"name must be a non-empty file stem without slashes, got {name!r}")
-        simple = {"steps": steps, "block_size": block_size, "batch_size": batch_size, "lr": lr, "grad_clip": grad_clip}
-        meta = _fingerprint(model, {**simple, "n_tokens": ids.numel(), "trainer": "train_bptt"}, key)
-        path = cache_dir() / f"{name}.pt"
-        if path.exists():
-            try:
-                cached = load_checkpoint(path, map_location=device)
-            except CheckpointError as exc:
-                warnings.warn(f"ignoring the cached checkpoint: {exc}; retraining", stacklevel=2)
-            else:
-                if cached.get("meta") == meta:
-                    model.load_state_dict(cached["model"])
-                    history = History.from_dict(cached.get("history", {}))
-                    history.from_cache = True
-                    return history
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history = History()
-    t0 = time.perf_counter()
-    model.train()
-    step, state, pending = 0, None, []
-    while step < steps:
-        state = None  # a new pass over the data starts from a zero state
-        for x, y in bptt_batches(ids, block_size, batch_size):
-            if lr_schedule is not None:
-                for g in opt.param_groups:
-                    g["lr"] = lr * float(lr_schedule(step))
-            if state is not None:
-                state = (state[0].detach(), state[1].detach())  # truncate: no gradient into the past window
-            _, loss, state = model(x.to(device), y.to(device), state)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            step += 1
-            pending.append(loss.detach())
-            if step % log_every == 0 or step == steps:
-                for k, v in enumerate(torch.stack(pending).float().cpu().tolist()):
-                    history.step.append(step - len(pending) + k + 1)
-                    history.logs.setdefault("loss", []).append(v)
-                pending.clear()
-                if not all(math.isfinite(v) for v in history.logs["loss"][-log_every:]):
-                    raise TrainingDivergedError(f"the loss is not finite by step {step}; lower lr or clip gradients")
-            if step >= steps:
-                break
-    history.seconds = time.perf_counter() - t0
-    if path is not None:
-        state = {"model": model.state_dict(), "history": history.to_dict(), "meta": meta}
-        save_checkpoint(path, {**state, "config": config_dict(model.cfg), "step": steps, "total": steps})
-    return history

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_positive, check_tensor
+from genai_lib.history import History
+from genai_lib.utils import split_batch
 
 __all__ = ["COVARIANCE_KINDS", "MixtureConfig", "GaussianMixture", "kmeans_plus_plus", "fit_em"]
 
@@ -58,15 +60,6 @@ class MixtureConfig:
 def _softplus_inverse(y: torch.Tensor) -> torch.Tensor:
     """x with softplus(x) = y, for y > 0 (stable for small and large y)."""
     return y + torch.log(-torch.expm1(-y))
-
-
-def _batch_points(batch: Any) -> Any:
-    """The points of a batch: the tensor itself, or the first item of a tuple/list (x, labels)."""
-    if isinstance(batch, (tuple, list)):
-        if not batch:
-            raise ValueError("batch is an empty tuple; expected points (N, D) or (points, labels)")
-        return batch[0]
-    return batch
 
 
 class GaussianMixture(nn.Module):
@@ -159,7 +152,7 @@ class GaussianMixture(nn.Module):
 
         Logs ``log_likelihood``, the mean log p(x) in nats per point (the quantity that rises).
         """
-        x = self._points(_batch_points(batch), "batch points")
+        x = self._points(split_batch(batch)[0], "batch points")
         nll = -self.log_prob(x).mean()
         return nll, {"log_likelihood": -nll.detach()}
 
@@ -169,9 +162,8 @@ class GaussianMixture(nn.Module):
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, return_components: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``n`` points (n, D): pick component k ~ pi (ancestral sampling), then x = mu_k + L_k eps.
-
-        With ``return_components=True`` also returns the component ids (n,) int64.
+        """Draw ``n`` points (n, D) on the CPU: pick component k ~ pi (ancestral sampling), then
+        x = mu_k + L_k eps. With ``return_components=True`` also returns the component ids (n,) int64.
         """
         check_positive("n", n)
         device = self.means.device
@@ -179,8 +171,8 @@ class GaussianMixture(nn.Module):
         comp = torch.multinomial(self.weights().to(draw_on), n, replacement=True, generator=generator)
         eps = torch.randn(n, self.cfg.dim, generator=generator, device=draw_on, dtype=self.means.dtype)
         comp, eps = comp.to(device), eps.to(device)
-        x = self.means[comp] + torch.einsum("nij,nj->ni", self.scale_tril()[comp], eps)
-        return (x, comp) if return_components else x
+        x = (self.means[comp] + torch.einsum("nij,nj->ni", self.scale_tril()[comp], eps)).cpu()
+        return (x, comp.cpu()) if return_components else x
 
     # ------------------------------------------------------------------ initialisation and EM
 
@@ -285,11 +277,9 @@ def fit_em(
 
     The mean log-likelihood never decreases from one step to the next (up to rounding and the
     tiny ``reg``). Stops early when it improves by less than ``tol``. Returns ``(model, history)``:
-    a ``genai_lib.train.History`` whose ``logs["log_likelihood"][t]`` is the mean log p(x) after
-    t steps (t = 0 is the starting point), so ``history.plot()`` works as for ``fit``.
+    a :class:`genai_lib.history.History` whose ``logs["log_likelihood"][t]`` is the mean log p(x) after
+    t steps (t = 0 is the starting point), drawn by ``plotting.training_curves`` as for ``fit``.
     """
-    from genai_lib.train import History
-
     if isinstance(model_or_cfg, MixtureConfig):
         model = GaussianMixture(model_or_cfg)
         if isinstance(x, torch.Tensor):

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from genai_lib._checks import check_positive
-from genai_lib.sampling import check_sampling, sample_next
+from genai_lib.sampling import generate_tokens
 from genai_lib.tokenizer import check_token_ids
 
 __all__ = ["NGramConfig", "NGram", "SMOOTHINGS"]
@@ -213,16 +213,18 @@ class NGram:
         top_k: int | None = None,
         top_p: float | None = None,
     ) -> torch.Tensor:
-        """``n`` tokens drawn one by one after ``prompt`` -> 1-D LongTensor (prompt + n)."""
-        check_positive("n", n, allow_zero=True)
-        check_sampling(temperature, top_k, top_p)
+        """``n`` tokens drawn one by one after ``prompt`` -> 1-D LongTensor (prompt + n), through the
+        loop every language model shares (:func:`genai_lib.sampling.generate_tokens`)."""
         self._check_fitted()
-        out = [] if prompt is None else torch.as_tensor(prompt, dtype=torch.long).reshape(-1).tolist()
-        if out:
-            check_token_ids("prompt", torch.tensor(out), self.cfg.vocab_size, dims=(1,))
+        out = torch.zeros(0, dtype=torch.long) if prompt is None else torch.as_tensor(prompt, dtype=torch.long)
+        out = out.reshape(-1)
+        if out.numel():
+            check_token_ids("prompt", out, self.cfg.vocab_size, dims=(1,))
         keep = self.cfg.order - 1
-        for _ in range(n):
-            probs = self.next_distribution(out[max(0, len(out) - keep) :] if keep else [])
-            logits = probs.float().log()  # -inf where the probability is 0 (add_k never has any)
-            out.append(int(sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)))
-        return torch.tensor(out, dtype=torch.long)
+
+        def step(seq: torch.Tensor, _: Any) -> tuple[torch.Tensor, None]:
+            history = seq[0, max(0, seq.shape[1] - keep) :] if keep else seq[0, :0]
+            return self.next_distribution(history).float().log()[None], None  # -inf where p = 0 (add_k never)
+
+        sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+        return generate_tokens(step, out[None], n, generator=generator, **sampling)[0]

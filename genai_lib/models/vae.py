@@ -28,6 +28,8 @@ from torch import nn
 
 from genai_lib._checks import check_images, check_positive, check_tensor
 from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp, random_shift
+from genai_lib.models._layers import reparameterize as _reparameterize
+from genai_lib.utils import eval_mode, normal_noise, split_batch
 
 __all__ = ["VAEConfig", "VAE", "bernoulli_nll", "gaussian_kl", "neg_elbo", "random_shift"]
 
@@ -90,15 +92,6 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0).sum(dim=-1)
 
 
-def _batch_images(batch: Any) -> torch.Tensor:
-    """The images of a batch: a tensor, or the first element of (images, labels)."""
-    if isinstance(batch, (tuple, list)):
-        if not batch:
-            raise ValueError("batch is an empty tuple; expected images (B, C, H, W) or (images, labels)")
-        batch = batch[0]
-    return batch
-
-
 class VAE(nn.Module):
     """A VAE with Bernoulli pixels and a Gaussian latent (see the module docstring).
 
@@ -150,15 +143,11 @@ class VAE(nn.Module):
     ) -> torch.Tensor:
         """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z | x) that gradients flow through.
 
-        The noise is drawn on ``generator``'s device (CPU by default) and moved to ``mu``'s.
+        The noise is drawn on ``generator``'s device (CPU by default) and moved to ``mu``'s; the
+        one line of arithmetic is :func:`genai_lib.models._layers.reparameterize`, shared with the
+        VAE-GAN.
         """
-        if mu.shape != logvar.shape:
-            raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
-        if generator is None:
-            eps = torch.randn_like(mu)
-        else:
-            eps = torch.randn(mu.shape, generator=generator, device=generator.device, dtype=mu.dtype).to(mu.device)
-        return mu + torch.exp(0.5 * logvar) * eps  # (B, Z)
+        return _reparameterize(mu, logvar, generator)  # (B, Z)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """p(x | z): z (B, Z) -> Bernoulli logits (B, C, H, W) (unbounded; sigmoid gives the means)."""
@@ -188,7 +177,7 @@ class VAE(nn.Module):
 
         ``batch`` is images (B, C, H, W) or (images, labels). Logs: recon, kl, neg_elbo (beta = 1).
         """
-        x = _batch_images(batch)
+        x, _ = split_batch(batch)
         if self.training and self.cfg.shift:
             x = random_shift(self._check_x(x), self.cfg.shift)  # augmentation: a new view of each image
         logits, mu, logvar = self(x)
@@ -201,17 +190,18 @@ class VAE(nn.Module):
     # ------------------------------------------------------------------ using a trained model
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n new images (n, C, H, W) in [0, 1]: z ~ N(0, I), shown as the decoder's pixel means."""
+        """n new images (n, C, H, W) in [0, 1] on the CPU: z ~ N(0, I), shown as the decoder's pixel means."""
         check_positive("n", n)
-        dev = generator.device if generator is not None else self.device
-        z = torch.randn(n, self.cfg.z_dim, generator=generator, device=dev)
-        return self.decode_mean(z.to(self.device))
+        z = normal_noise((n, self.cfg.z_dim), generator=generator, device=self.device)
+        with eval_mode(self):
+            return self.decode_mean(z).cpu()
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode the posterior mean: x (B, C, H, W) -> pixel means (B, C, H, W) in [0, 1]."""
-        mu, _ = self.encode(x)
-        return self.decode_mean(mu)
+        """Decode the posterior mean: x (B, C, H, W) -> pixel means (B, C, H, W) in [0, 1] on the CPU."""
+        with eval_mode(self):
+            mu, _ = self.encode(x)
+            return self.decode_mean(mu).cpu()
 
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -238,17 +228,13 @@ def neg_elbo(model: VAE, data: Iterable | torch.Tensor, *, generator: torch.Gene
     if not isinstance(model, VAE):
         raise TypeError(f"model must be a VAE, got {type(model).__name__}")
     batches = data.split(256) if isinstance(data, torch.Tensor) else data
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    try:
+    with eval_mode(model):
         for batch in batches:
-            x = _batch_images(batch)
+            x, _ = split_batch(batch)
             recon, kl = model.elbo_terms(x, generator=generator)
             total += float((recon + kl).sum())
             count += x.shape[0]
-    finally:
-        model.train(was_training)
     if count == 0:
         raise ValueError("neg_elbo got no images (empty data)")
     return total / count

@@ -33,9 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_images, check_positive, check_tensor
-from genai_lib.models._layers import ConvDecoder28, ConvEncoder28
-from genai_lib.models.gan import DCGANDiscriminator, _randn, split_batch
+from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, reparameterize
+from genai_lib.models.gan import DCGANDiscriminator
 from genai_lib.models.vae import gaussian_kl
+from genai_lib.phases import DivergenceRule
+from genai_lib.utils import eval_mode, normal_noise, split_batch
 
 __all__ = ["VAEGANConfig", "VAEGAN"]
 
@@ -108,9 +110,8 @@ class VAEGAN(nn.Module):
         x = self._x(batch)
         with torch.no_grad():
             mu, logvar = self.encode(x)
-            z = mu + (0.5 * logvar).exp() * _randn(tuple(mu.shape), generator, self.device)
-            x_r = self.decode(z)
-            x_p = self.decode(_randn((x.shape[0], self.cfg.z_dim), generator, self.device))
+            x_r = self.decode(reparameterize(mu, logvar, generator))
+            x_p = self.decode(self._prior(x.shape[0], generator))
         d_x, d_r, d_p = self.discriminator(x), self.discriminator(x_r), self.discriminator(x_p)
         loss = F.softplus(-d_x).mean() + 0.5 * (F.softplus(d_r).mean() + F.softplus(d_p).mean())
         logs = {
@@ -125,7 +126,7 @@ class VAEGAN(nn.Module):
         x = self._x(batch)
         cfg = self.cfg
         mu, logvar = self.encode(x)
-        z = mu + (0.5 * logvar).exp() * _randn(tuple(mu.shape), generator, self.device)  # reparameterization
+        z = reparameterize(mu, logvar, generator)
         logits_r = self.decoder(z)
         x_r = torch.sigmoid(logits_r)
         kl = gaussian_kl(mu, logvar).mean()  # nats per image
@@ -133,7 +134,7 @@ class VAEGAN(nn.Module):
         llike = 0.5 * (self.discriminator.features(x_r) - feat_x).square().sum(dim=1).mean()
         # GAN term: x_r decoded from a detached z so no GAN gradient reaches the encoder
         x_r_gan = self.decode(z.detach())
-        x_p = self.decode(_randn((x.shape[0], cfg.z_dim), generator, self.device))
+        x_p = self.decode(self._prior(x.shape[0], generator))
         gan = 0.5 * (F.softplus(-self.discriminator(x_r_gan)).mean() + F.softplus(-self.discriminator(x_p)).mean())
         loss = cfg.kl_weight * kl + cfg.recon_weight * llike + cfg.gan_weight * gan
         logs: dict[str, Any] = {"kl": kl.detach(), "llike": llike.detach(), "gan": gan.detach()}
@@ -143,25 +144,29 @@ class VAEGAN(nn.Module):
             logs["pixel_bce"] = pix.detach()
         return loss, logs
 
+    def _prior(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        return normal_noise((n, self.cfg.z_dim), generator=generator, device=self.device)
+
+    def divergence_rules(self) -> tuple[DivergenceRule, ...]:
+        """A discriminator that has won: D's loss ~0 while the decoder's GAN term (not its whole
+        loss, whose KL and feature terms are large anyway) exceeds 10 nats."""
+        return (
+            DivergenceRule(
+                below={"d_loss": 1e-3}, above={"gan": 10.0}, patience=200, advice="lower lr_d or raise gan_weight"
+            ),
+        )
+
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images (n, 1, 28, 28) in [0, 1] decoded from z ~ N(0, I) (decoder in eval mode)."""
+        """``n`` images (n, 1, 28, 28) in [0, 1] on the CPU, decoded from z ~ N(0, I) (decoder in eval mode)."""
         check_positive("n", n)
-        was = self.decoder.training
-        self.decoder.eval()
-        try:
-            return self.decode(_randn((n, self.cfg.z_dim), generator, self.device))
-        finally:
-            self.decoder.train(was)
+        with eval_mode(self.decoder):
+            return self.decode(self._prior(n, generator)).cpu()
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode the posterior mean: (B, 1, 28, 28) -> (B, 1, 28, 28) in [0, 1] (eval mode)."""
+        """Decode the posterior mean: (B, 1, 28, 28) -> (B, 1, 28, 28) in [0, 1] on the CPU (eval mode)."""
         check_images("x", x, (1, 28, 28))
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             mu, _ = self.encode(x.to(self.device))
-            return self.decode(mu)
-        finally:
-            self.train(was)
+            return self.decode(mu).cpu()

@@ -1,0 +1,16 @@
+"""The course's trained models: which config, which data, how long, under which cache name.
+
+The top layer of ``genai_lib``: a recipe may import anything below it (models, the training
+core, data, metrics), and nothing below imports a recipe. Notebooks and benchmarks call these
+functions instead of retyping a training set-up, so the numbers the book quotes and the numbers
+a benchmark prints come from the same settings. One module per chapter family:
+
+- :mod:`genai_lib.recipes.classifier`: the MNIST classifier behind classifier-FID (chapter 3 on);
+- :mod:`genai_lib.recipes.vae`: the chapter-2 VAEs;
+- :mod:`genai_lib.recipes.gan`: the chapter-3 GANs and the ring experiment;
+- :mod:`genai_lib.recipes.language`: GPT and LSTM training on token streams (chapters 7-8).
+
+Every recipe function seeds its own weights inside ``torch.random.fork_rng``, so its result does
+not depend on (and does not change) the caller's global RNG, and takes ``fast`` (default:
+``GENAI_FAST``) for the tiny budgets of the tests.
+"""
