@@ -33,7 +33,7 @@ from genai_lib.train_setup import Plan, batch_stream, call_loss, lr_factor, plan
 from genai_lib.train_state import restore_run, save_run
 from genai_lib.utils import eval_mode, model_device, to_device
 
-__all__ = ["fit", "fit_gan", "evaluate", "cosine_schedule", "autocast_for", "History", "TrainingDivergedError"]
+__all__ = ["fit", "fit_gan", "evaluate", "cosine_schedule", "autocast_for"]
 
 _AUTO: Any = object()  # fit_gan's default: the divergence rules the model declares
 
