@@ -123,6 +123,7 @@ NOTEBOOK = {
     "cells": [
         {
             "cell_type": "code",
+            "id": "toy-cell",
             "metadata": {},
             "execution_count": None,
             "outputs": [],
