@@ -311,11 +311,21 @@ CHAR_LSTM: dict[str, CharLSTMRecipe] = {
 
 
 def train_char_lstm(
-    train_ids: torch.Tensor, vocab_size: int, *, fast: bool | None = None, device: Any = None, progress: bool = False
+    train_ids: torch.Tensor,
+    vocab_size: int,
+    *,
+    recipe: CharLSTMRecipe | None = None,
+    fast: bool | None = None,
+    device: Any = None,
+    progress: bool = False,
 ) -> tuple[LSTMLM, History]:
     """Chapter 7's character LSTM on ``train_ids``, trained with ``CHAR_LSTM`` and cached as
-    ``ch7_lstm``, or loaded. Weights come from seed 0 inside ``torch.random.fork_rng``."""
-    recipe = CHAR_LSTM["fast" if (fast_mode() if fast is None else fast) else "full"]
+    ``ch7_lstm``, or loaded. ``recipe`` replaces the shared recipe (an exercise); it is cached as
+    ``ch7_lstm_custom``. Weights come from seed 0 inside ``torch.random.fork_rng``."""
+    shared = CHAR_LSTM["fast" if (fast_mode() if fast is None else fast) else "full"]
+    if recipe is not None and not isinstance(recipe, CharLSTMRecipe):
+        raise TypeError(f"recipe must be a CharLSTMRecipe, got {type(recipe).__name__}")
+    recipe = recipe or shared
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = LSTMLM(recipe.config(vocab_size)).to(device)
@@ -327,7 +337,7 @@ def train_char_lstm(
         batch_size=recipe.batch_size,
         lr=recipe.lr,
         lr_schedule=cosine_schedule(recipe.warmup, recipe.steps),
-        name="ch7_lstm",
+        name="ch7_lstm" if recipe == shared else "ch7_lstm_custom",
         key={"schedule": f"cosine({recipe.warmup}, {recipe.steps}, 0.1)"},
         progress=progress,
     )
