@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,21 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _refused(exc: BaseException) -> str:
+    """What ``weights_only`` refused, in a learner's words (the class it would have had to import)."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    name = found.group(1) if found else None
+    if name and name.startswith("numpy"):
+        return (
+            f"NumPy values ({name}; e.g. np.float64 numbers or arrays), which weights_only loading refuses: "
+            "store Python numbers (float(x), int(x)) or tensors (torch.as_tensor(a)) instead"
+        )
+    if name:
+        return f"an object of class {name}, which could run code when unpickled"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"objects other than tensors and plain data, which could run code when unpickled ({first[:160]})"
+
+
 def _check_device(map_location: Any) -> None:
     if callable(map_location) or isinstance(map_location, dict):
         return
@@ -75,10 +91,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
         try:  # prove the file loads the way load_checkpoint will load it, before it replaces anything
             torch.load(fh, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TypeError(
-                "the checkpoint holds objects that torch.load(weights_only=True) refuses (only tensors, numbers, "
-                f"strings, lists, tuples and dicts are allowed); nothing was written. ({first[:200]})"
+                f"the checkpoint holds {_refused(exc)}; torch.load(weights_only=True) allows only tensors, "
+                "numbers, strings, lists, tuples and dicts, so nothing was written"
             ) from exc
         fh.seek(0, os.SEEK_END)
 
@@ -103,11 +118,7 @@ def load_checkpoint(
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"refused to load {path}: it holds objects other than tensors and plain data, which could run "
-            f"code when unpickled (loaded with weights_only=True; {first[:160]})"
-        ) from exc
+        raise CheckpointError(f"refused to load {path} (with weights_only=True): it holds {_refused(exc)}") from exc
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, ImportError) as exc:
         raise CheckpointError(f"{path} is corrupt or truncated and cannot be loaded: {exc}") from exc
     if not isinstance(state, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import zipfile
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -18,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genai_lib._checks import check_positive
-from genai_lib.utils import cache_root
+from genai_lib._checks import check_generator, check_positive, check_size
+from genai_lib.utils import atomic_write, cache_root
 
 __all__ = [
     "TensorLoader",
@@ -65,6 +66,10 @@ class TensorLoader:
         if any(t.shape[0] != n for t in tensors):
             raise ValueError(f"all tensors need the same first dimension, got {[t.shape[0] for t in tensors]}")
         check_positive("batch_size", batch_size)
+        check_generator("generator", generator)
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
         if drop_last and batch_size > n:
             raise ValueError(f"batch_size={batch_size} > {n} examples with drop_last=True gives no batch")
         self.tensors = tensors
@@ -85,10 +90,17 @@ class TensorLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Choose which epoch's order the next iteration uses."""
+        check_positive("epoch", epoch, allow_zero=True)
         self.epoch = epoch
 
     def iter_from(self, start: int) -> Iterator[tuple[torch.Tensor, ...]]:
-        """Iterate the current epoch from batch ``start`` on, then advance the epoch."""
+        """Iterate the current epoch from batch ``start`` (0 <= start <= len) on, then advance the epoch."""
+        check_positive("start", start, allow_zero=True)
+        if start > len(self):
+            raise ValueError(f"start must be at most len(loader) = {len(self)}, got {start}")
+        return self._iter_from(start)
+
+    def _iter_from(self, start: int) -> Iterator[tuple[torch.Tensor, ...]]:
         n = self.num_examples
         if self.shuffle:
             order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
@@ -129,14 +141,16 @@ def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All 5,000 images (uint8, (5000, 784)) and labels, cached as .npz after the first parse."""
     cached = cache_root() / "mnist_5k.npz"  # the same raw data in both modes
     if cached.exists():
-        with np.load(cached, allow_pickle=False) as f:
-            return f["x"], f["y"]
+        try:
+            with np.load(cached, allow_pickle=False) as f:
+                return f["x"], f["y"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # a damaged cache file (e.g. from an older version): parse the CSV again and replace it
     with gzip.open(_mnist_csv(), "rt") as fh:
         table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
     x, y = table[:, :-1].astype(np.uint8), table[:, -1].astype(np.int64)
-    tmp = cached.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, x=x, y=y)
-    tmp.replace(cached)
+    # a unique temporary file renamed into place: processes filling an empty cache at once all succeed
+    atomic_write(cached, lambda fh: np.savez_compressed(fh, x=x, y=y))
     return x, y
 
 
@@ -171,6 +185,8 @@ def mnist_loaders(
     batch_size: int, *, generator: torch.Generator | None = None, limit: int | None = None
 ) -> tuple[TensorLoader, TensorLoader]:
     """(train, test) loaders of (images, labels); train shuffles, test does not."""
+    check_positive("batch_size", batch_size)
+    check_generator("generator", generator)
     xtr, ytr = load_mnist("train", limit=limit)
     xte, yte = load_mnist("test", limit=None if limit is None else max(limit // 4, 10))
     train = make_loader(xtr, ytr, batch_size=batch_size, shuffle=True, generator=generator)
@@ -214,8 +230,10 @@ def toy_2d(
     if name not in TOY_DATASETS:
         raise ValueError(f"name must be one of {TOY_DATASETS}, got {name!r}")
     check_positive("n", n)
+    check_size(f"toy_2d(n={n})", 8 * n, unit="values")  # points, labels and the draws behind them
     if noise is not None:
         check_positive("noise", noise, integer=False, allow_zero=True)
+    check_generator("generator", generator)
     g = generator
     if name == "mixture":
         means = torch.tensor([[-2.0, -1.0], [2.0, -1.0], [0.0, 2.0]])

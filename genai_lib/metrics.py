@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genai_lib._checks import check_images, check_positive, check_tensor
+from genai_lib._checks import check_class_ids, check_generator, check_images, check_positive, check_tensor
 from genai_lib.utils import eval_mode, model_device
 
 __all__ = [
@@ -58,16 +58,26 @@ def classifier_features(classifier: nn.Module, images: torch.Tensor, batch_size:
     return torch.cat(out)
 
 
-def _check_feature_pair(a: Any, b: Any, min_n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    a = check_tensor("feat_a", torch.as_tensor(a), floating=True, finite=True)
-    b = check_tensor("feat_b", torch.as_tensor(b), floating=True, finite=True)
+def _as_tensor(name: str, x: Any) -> torch.Tensor:
+    try:
+        return x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"{name} must be a tensor or array of features (N, D), got {type(x).__name__}") from exc
+
+
+def _check_feature_pair(
+    a: Any, b: Any, min_n: int, names: tuple[str, str] = ("feat_a", "feat_b"), why: str = ""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    na, nb = names
+    a = check_tensor(na, _as_tensor(na, a), floating=True, finite=True)
+    b = check_tensor(nb, _as_tensor(nb, b), floating=True, finite=True)
     if a.dim() != 2 or b.dim() != 2:
-        raise ValueError(f"features must be 2-D (N, D), got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(f"{na} and {nb} must be 2-D (N, D), got shapes {tuple(a.shape)} and {tuple(b.shape)}")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature dimensions differ: feat_a has D={a.shape[1]}, feat_b has D={b.shape[1]}")
-    for name, t in (("feat_a", a), ("feat_b", b)):
+        raise ValueError(f"feature dimensions differ: {na} has D={a.shape[1]}, {nb} has D={b.shape[1]}")
+    for name, t in ((na, a), (nb, b)):
         if t.shape[0] < min_n:
-            raise ValueError(f"{name} has {t.shape[0]} samples; need at least {min_n}")
+            raise ValueError(f"{name} has {t.shape[0]} samples; need at least {min_n}{why}")
     return a.double().cpu(), b.double().cpu()
 
 
@@ -125,9 +135,11 @@ def kid(
     """
     check_positive("subset_size", subset_size)
     check_positive("n_subsets", n_subsets)
+    check_generator("generator", generator)
     if subset_size < 2:
         raise ValueError(f"subset_size must be >= 2, got {subset_size}")
-    a, b = _check_feature_pair(feat_a, feat_b, min_n=subset_size)
+    why = f" (subset_size={subset_size}: pass a smaller subset_size for small sets)"
+    a, b = _check_feature_pair(feat_a, feat_b, min_n=subset_size, why=why)
     vals = []
     for _ in range(n_subsets):
         ia = torch.randperm(len(a), generator=generator)[:subset_size]
@@ -162,7 +174,7 @@ def precision_recall(real: Any, fake: Any, *, k: int = 3) -> tuple[float, float]
     Recall: the fraction of ``real`` inside the fake manifold.
     """
     check_positive("k", k)
-    a, b = _check_feature_pair(real, fake, min_n=k + 1)
+    a, b = _check_feature_pair(real, fake, min_n=k + 1, names=("real", "fake"), why=f" (k={k} neighbours)")
     precision = _inside(b, a, _kth_nn_radius(a, k)).double().mean()
     recall = _inside(a, b, _kth_nn_radius(b, k)).double().mean()
     return float(precision), float(recall)
@@ -172,15 +184,14 @@ def precision_recall(real: Any, fake: Any, *, k: int = 3) -> tuple[float, float]
 def conditional_accuracy(classifier: nn.Module, images: torch.Tensor, labels: Any, batch_size: int = 256) -> float:
     """Fraction of ``images`` (N, 1, 28, 28) that ``classifier`` assigns to ``labels`` (N,)."""
     check_images("images", images, (1, 28, 28))
-    labels = check_tensor("labels", torch.as_tensor(labels), shape=(len(images),), floating=False)
+    check_positive("batch_size", batch_size)
+    labels = torch.as_tensor(labels)
     device = model_device(classifier)
     with eval_mode(classifier):
-        pred = torch.cat(
-            [
-                classifier(images[i : i + batch_size].to(device)).argmax(1).cpu()
-                for i in range(0, len(images), batch_size)
-            ]
-        )
+        logits = [classifier(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+    n_classes = logits[0].shape[1]
+    labels = check_class_ids("labels", labels, n_classes, len(images))  # an id the classifier cannot output is a bug
+    pred = torch.cat([lg.argmax(1) for lg in logits])
     return float((pred == labels.cpu()).double().mean())
 
 
@@ -193,10 +204,11 @@ def ring_metrics(
     *covered* when it holds at least ``min_share`` of its fair share (``N / n_modes``) of the
     high-quality samples. Returns ``{"modes": int, "hq": float, "counts": list[int], "n": int}``.
     """
-    x = check_tensor("samples", torch.as_tensor(samples), shape=(None, 2), floating=True, finite=True).double()
+    x = check_tensor("samples", _as_tensor("samples", samples), shape=(None, 2), floating=True, finite=True).double()
     check_positive("n_modes", n_modes)
     check_positive("radius", radius, integer=False)
     check_positive("std", std, integer=False)
+    check_positive("min_share", min_share, integer=False, allow_zero=True)
     angle = torch.arange(n_modes, dtype=torch.float64) * (2 * math.pi / n_modes)
     centres = radius * torch.stack([angle.cos(), angle.sin()], dim=1)  # (M, 2)
     dist, idx = torch.cdist(x, centres).min(dim=1)
@@ -223,6 +235,14 @@ def image_quality(
     dict records ``n``: FID is biased at small n, so compare numbers only at the same n.
     """
     check_positive("n", n)
+    check_positive("k", k)
+    check_generator("generator", generator)
+    if n < max(2, k + 1):
+        raise ValueError(f"n must be at least {max(2, k + 1)} (a covariance and k={k} neighbours), got {n}")
+    if kid_subset is not None:
+        check_positive("kid_subset", kid_subset)
+        if not 2 <= kid_subset <= n:
+            raise ValueError(f"kid_subset must be in [2, n={n}], got {kid_subset}")
     for name, t in (("real", real), ("fake", fake)):
         check_images(name, t, (1, 28, 28))
         if len(t) < n:
@@ -231,7 +251,8 @@ def image_quality(
     jf = torch.randperm(len(fake), generator=generator)[:n]
     fr = classifier_features(classifier, real[ir])
     ff = classifier_features(classifier, fake[jf])
-    kid_mean, kid_std = kid(fr, ff, subset_size=kid_subset or min(n, 500), n_subsets=50, generator=generator)
+    subset = kid_subset if kid_subset is not None else min(n, 500)
+    kid_mean, kid_std = kid(fr, ff, subset_size=subset, n_subsets=50, generator=generator)
     precision, recall = precision_recall(fr, ff, k=k)
     return {
         "fid": frechet_distance(fr, ff),

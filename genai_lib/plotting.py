@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from genai_lib._checks import check_positive, check_size
+
 __all__ = ["image_grid", "grid_array", "latent_map", "training_curves", "density_2d", "scatter_2d", "animate"]
 
 
@@ -41,6 +43,9 @@ def grid_array(images: Any, nrow: int | None = None, pad: int = 1) -> np.ndarray
         raise ValueError(f"images must be (B, H, W) or (B, C, H, W) with C in (1, 3), got {x.shape}")
     if x.shape[0] == 0:
         raise ValueError("images is an empty batch")
+    if nrow is not None:
+        check_positive("nrow", nrow)
+    check_positive("pad", pad, allow_zero=True)
     b, c, h, w = x.shape
     nrow = nrow or int(np.ceil(np.sqrt(b)))
     ncol = int(np.ceil(b / nrow))
@@ -92,6 +97,9 @@ def training_curves(
     """Training (solid) and validation (dots) curves from a ``History`` or a dict of lists."""
     logs = history.logs if hasattr(history, "logs") else dict(history)
     steps = getattr(history, "step", None) or None
+    check_positive("smooth", smooth, allow_zero=True)
+    if isinstance(keys, str):
+        keys = [keys]  # one key given as a string, not its characters
     keys = list(keys) if keys else list(logs)
     if not keys:
         raise ValueError("nothing to plot: the history has no logs")
@@ -151,6 +159,9 @@ def density_2d(
 ):
     """Heat map of ``exp(log_prob(xy))`` on a square grid, optionally with data points on top."""
     own = ax is None
+    check_positive("lim", lim, integer=False)
+    check_positive("resolution", resolution)
+    check_size(f"density_2d(resolution={resolution})", 2 * resolution * resolution, unit="grid values")
     xs = torch.linspace(-lim, lim, resolution)
     gx, gy = torch.meshgrid(xs, xs, indexing="xy")
     grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)

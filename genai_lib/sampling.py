@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from genai_lib._checks import check_generator, check_positive
+from genai_lib._checks import check_generator, check_positive, check_size
 
 __all__ = [
     "check_generation",
@@ -41,14 +41,28 @@ __all__ = [
 ]
 
 
-def _check_logits(logits: torch.Tensor) -> torch.Tensor:
+def _check_logits(logits: torch.Tensor, *, values: bool = True) -> torch.Tensor:
+    """Logits (..., V): a float tensor; with ``values`` also no NaN or +inf and at least one
+    token per row that is not masked (-inf), checked in one host sync."""
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
     if not logits.is_floating_point():
         raise TypeError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
-    if logits.dim() == 0 or logits.shape[-1] == 0:
+    if logits.dim() == 0 or logits.shape[-1] == 0 or logits.numel() == 0:
         raise ValueError(f"logits must have shape (..., V) with V >= 1, got {tuple(logits.shape)}")
+    if values:
+        bad = logits.isnan() | (logits == float("inf"))
+        if not bool((torch.isfinite(logits).any(-1) & ~bad.any(-1)).all()):
+            _explain_bad_logits(logits)
     return logits
+
+
+def _explain_bad_logits(logits: torch.Tensor) -> None:
+    if bool(logits.isnan().any()):
+        raise ValueError("logits contain NaN; the model's output is broken (check its inputs and weights)")
+    if bool((logits == float("inf")).any()):
+        raise ValueError("logits contain +inf; only -inf (a masked token) is allowed")
+    raise ValueError("every logit of a row is -inf: no token is left to choose")
 
 
 def check_sampling(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> None:
@@ -77,9 +91,18 @@ def greedy(logits: torch.Tensor) -> torch.Tensor:
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """logits / temperature (temperature > 0; use :func:`greedy` for the tau -> 0 limit)."""
+    """logits / temperature (temperature > 0; use :func:`greedy` for the tau -> 0 limit).
+
+    A temperature so small that the division overflows (1e-40, say) raises ValueError rather than
+    returning inf (:func:`sample_next` handles such temperatures exactly)."""
     check_sampling(temperature=temperature)
-    return _check_logits(logits) / temperature
+    out = _check_logits(logits) / temperature
+    if bool((out == float("inf")).any()):
+        raise ValueError(
+            f"temperature={temperature!r} is so small that logits / temperature overflows to inf; "
+            "use greedy decoding, or sample_next, which handles it"
+        )
+    return out
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -88,7 +111,10 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     k >= V keeps everything; values tied with the k-th largest are all kept.
     """
     check_sampling(top_k=k)
-    logits = _check_logits(logits)
+    return _top_k(_check_logits(logits), k)
+
+
+def _top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
     if k >= logits.shape[-1]:
         return logits.clone()
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1)
@@ -102,7 +128,10 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     tokens *before* it already reaches p. The top token is always kept (p in (0, 1]).
     """
     check_sampling(top_p=p)
-    logits = _check_logits(logits)
+    return _top_p(_check_logits(logits), p)
+
+
+def _top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     if p >= 1:
         return logits.clone()
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (..., V)
@@ -130,14 +159,22 @@ def sample_next(
     top_k < 1 or top_p outside (0, 1].
     """
     check_sampling(temperature, top_k, top_p)
-    logits = _check_logits(logits).float()
-    if temperature != 1:
-        logits = logits / temperature
-    if top_k is not None:
-        logits = top_k_filter(logits, top_k)
-    if top_p is not None:
-        logits = top_p_filter(logits, top_p)
-    probs = torch.softmax(logits, dim=-1)
+    check_generator("generator", generator)
+    logits = _check_logits(logits, values=False).float()
+
+    def probabilities(scaled: torch.Tensor) -> torch.Tensor:
+        if top_k is not None:
+            scaled = _top_k(scaled, top_k)
+        if top_p is not None:
+            scaled = _top_p(scaled, p=top_p)
+        return torch.softmax(scaled, dim=-1)
+
+    probs = probabilities(logits / temperature if temperature != 1 else logits)
+    if not bool(torch.isfinite(probs).all()):  # one host sync; the slow path only for bad input
+        _check_logits(logits)  # NaN, +inf or a fully masked row: say so
+        # finite logits, but logits / temperature overflowed (temperature ~ 1e-40): shift by the row
+        # maximum first, which leaves the softmax unchanged and tends to greedy as temperature -> 0
+        probs = probabilities((logits - logits.amax(-1, keepdim=True)) / temperature)
     flat = probs.reshape(-1, probs.shape[-1])  # (N, V)
     if generator is not None and generator.device != flat.device:
         ids = torch.multinomial(flat.to(generator.device), 1, generator=generator).to(flat.device)
@@ -160,6 +197,8 @@ def choose_next(
     The one decoding step every language model's ``generate`` shares: the argmax when
     ``greedy`` (sampling settings ignored), else a draw by :func:`sample_next`.
     """
+    if isinstance(logits, torch.Tensor) and logits.dim() != 2:
+        raise ValueError(f"choose_next takes logits of shape (B, V), got {tuple(logits.shape)}")
     if greedy:
         return _check_logits(logits).argmax(dim=-1, keepdim=True)
     return sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)[:, None]
@@ -197,6 +236,14 @@ def generate_tokens(
     """
     check_generation(max_new_tokens, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
     check_generator("generator", generator)
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+        raise ValueError(f"idx must be a (B, T) tensor of token ids, got {getattr(idx, 'shape', type(idx).__name__)}")
+    check_size(
+        f"generating {max_new_tokens} tokens",
+        idx.shape[0] * (idx.shape[1] + max_new_tokens),
+        bytes_each=8,
+        unit="token ids",
+    )
     out = idx
     if max_new_tokens == 0:
         return out

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from genai_lib._checks import check_positive
+from genai_lib._checks import check_generator, check_positive, check_size
 from genai_lib.utils import eval_mode
 
 __all__ = [
@@ -111,10 +111,16 @@ def load_corpus(name: str = "english", split: str = "all") -> str:
 def _check_stream(ids: Any, block_size: int, batch_size: int) -> torch.Tensor:
     if not isinstance(ids, torch.Tensor):
         raise TypeError(f"ids must be a 1-D torch.Tensor of token ids, got {type(ids).__name__}")
-    if ids.dim() != 1 or ids.is_floating_point():
+    if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
         raise ValueError(f"ids must be a 1-D integer tensor, got shape {tuple(ids.shape)} dtype {ids.dtype}")
     check_positive("block_size", block_size)
     check_positive("batch_size", batch_size)
+    check_size(
+        f"a batch of {batch_size} windows of {block_size} tokens",
+        batch_size * (block_size + 1),
+        bytes_each=8 * 3,
+        unit="token ids",
+    )
     if ids.numel() < block_size + 1:
         raise ValueError(
             f"the token stream has {ids.numel()} tokens; "
@@ -132,10 +138,17 @@ def batch_windows(
     the device of ``ids``.
     """
     _check_stream(ids, block_size, batch_size)
+    check_generator("generator", generator)
     starts = torch.randint(0, ids.numel() - block_size, (batch_size,), generator=generator)
     index = (starts[:, None] + torch.arange(block_size + 1)).to(ids.device)  # (B, T+1)
     chunk = ids[index].long()  # (B, T+1)
     return chunk[:, :-1], chunk[:, 1:]
+
+
+def _check_start(start: Any, n: int) -> None:
+    check_positive("start", start, allow_zero=True)
+    if start > n:
+        raise ValueError(f"start must be at most len(loader) = {n}, got {start}")
 
 
 class TokenStream:
@@ -156,6 +169,13 @@ class TokenStream:
     ) -> None:
         _check_stream(ids, block_size, batch_size)
         check_positive("steps_per_epoch", steps_per_epoch)
+        check_size(
+            f"TokenStream(steps_per_epoch={steps_per_epoch})",
+            steps_per_epoch * batch_size,
+            bytes_each=8,
+            unit="window starts",
+        )
+        check_generator("generator", generator)
         self.ids, self.block_size, self.batch_size, self.steps_per_epoch = ids, block_size, batch_size, steps_per_epoch
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         self.seed = int(torch.randint(0, 2**62, (1,), generator=gen))
@@ -168,6 +188,11 @@ class TokenStream:
         self.epoch = epoch
 
     def iter_from(self, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The current epoch's windows from batch ``start`` (0 <= start <= len) on."""
+        _check_start(start, len(self))
+        return self._iter_from(start)
+
+    def _iter_from(self, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         starts = torch.randint(
             0, self.ids.numel() - self.block_size, (self.steps_per_epoch, self.batch_size), generator=g
@@ -235,6 +260,11 @@ class BPTTLoader:
         self.epoch = epoch
 
     def iter_from(self, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
+        """This pass's windows from window ``start`` (0 <= start <= len) on."""
+        _check_start(start, len(self))
+        return self._iter_from(start)
+
+    def _iter_from(self, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
         for k, (x, y) in enumerate(bptt_batches(self.ids, self.block_size, self.batch_size)):
             if k >= start:
                 yield x, y, k == 0
@@ -264,6 +294,7 @@ def evaluate_lm(
     if n_batches is not None:
         check_positive("n_batches", n_batches)
     _check_stream(ids, block_size, batch_size)
+    check_generator("generator", generator)
     device = next(model.parameters()).device
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0

@@ -31,8 +31,15 @@ __all__ = ["CharTokenizer", "BPETokenizer", "bpe_merges", "check_token_ids"]
 # --------------------------------------------------------------------------- token-id checks
 
 
+MAX_VOCAB = 2**20  # the largest BPE vocabulary trained here (GPT-4's has about 100k tokens)
+
+
 def check_token_ids(name: str, ids: Any, vocab_size: int, *, dims: tuple[int, ...] = (1, 2)) -> torch.Tensor:
-    """Validate a tensor of token ids: integer dtype, allowed rank, non-empty, in [0, vocab_size)."""
+    """Validate a tensor of token ids: integer dtype, allowed rank, non-empty, in [0, vocab_size).
+
+    Returns the ids as int64 (what embeddings and cross-entropy take): uint8/int16/int32 ids are
+    converted, the obvious intent; float, bool and complex tensors are refused.
+    """
     if not isinstance(ids, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(ids).__name__}")
     if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
@@ -43,7 +50,9 @@ def check_token_ids(name: str, ids: Any, vocab_size: int, *, dims: tuple[int, ..
         )
     if ids.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(ids.shape)}): need at least one token")
-    lo, hi = int(ids.min()), int(ids.max())
+    if ids.dtype != torch.long:
+        ids = ids.long()
+    lo, hi = (int(v) for v in torch.aminmax(ids))
     if lo < 0 or hi >= vocab_size:
         raise ValueError(f"{name} holds token ids in [{lo}, {hi}], outside the vocabulary [0, {vocab_size - 1}]")
     return ids
@@ -56,7 +65,7 @@ def _as_id_array(ids: Any) -> np.ndarray:
     if arr.size == 0:
         return arr.astype(np.int64).reshape(0)
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"token ids must be integers, got dtype {arr.dtype}")
+        raise TypeError(f"token ids must be integers (a list, 1-D array or tensor of ints), got dtype {arr.dtype}")
     if arr.ndim != 1:
         raise ValueError(f"decode takes a 1-D sequence of ids, got shape {arr.shape}")
     return arr.astype(np.int64)
@@ -197,9 +206,17 @@ class BPETokenizer:
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
         check_positive("vocab_size", vocab_size)
+        check_positive("min_frequency", min_frequency, allow_zero=True)
         if vocab_size < 256:
             raise ValueError(f"vocab_size must be >= 256 (the byte alphabet), got {vocab_size}")
+        if vocab_size > MAX_VOCAB:  # tokenizers' native code aborts the interpreter on absurd sizes
+            raise ValueError(f"vocab_size must be at most {MAX_VOCAB:,} (2**20), got {vocab_size:,}")
+        if not isinstance(text, str) and not hasattr(text, "__iter__"):
+            raise TypeError(f"text must be a str or an iterable of str, got {type(text).__name__}")
         texts = [text] if isinstance(text, str) else list(text)
+        if not all(isinstance(t, str) for t in texts):
+            bad = next(type(t).__name__ for t in texts if not isinstance(t, str))
+            raise TypeError(f"text must be a str or an iterable of str, got an item of type {bad}")
         if not any(texts):
             raise ValueError("text is empty: BPE needs a non-empty training text")
         tok = Tokenizer(models.BPE())
@@ -252,7 +269,12 @@ class BPETokenizer:
 
     def token_strings(self, ids: Any) -> list[str]:
         """Each id as readable text (to show how a sentence was cut into tokens)."""
-        return [_readable(self._tok.id_to_token(int(i))) for i in _as_id_array(ids)]
+        arr = _as_id_array(ids)
+        if arr.size and (arr.min() < 0 or arr.max() >= self.vocab_size):
+            raise ValueError(
+                f"token ids must be in [0, {self.vocab_size - 1}], got values in [{arr.min()}, {arr.max()}]"
+            )
+        return [_readable(self._tok.id_to_token(int(i))) for i in arr]
 
 
 # GPT-2's pre-tokenizer pattern written with Python's `re` (letters = [^\W\d_], numbers = \d):

@@ -29,7 +29,16 @@ from torch import nn
 from genai_lib._checks import check_positive
 from genai_lib.history import History, TrainingDivergedError
 from genai_lib.phases import DISCRIMINATOR_WINS, DivergenceRule, Phase, adversarial_phases
-from genai_lib.train_setup import Plan, batch_stream, call_loss, lr_factor, plan_run, resolve_phases, step_budget
+from genai_lib.train_setup import (
+    Plan,
+    batch_stream,
+    call_loss,
+    lr_factor,
+    plain_meta,
+    plan_run,
+    resolve_phases,
+    step_budget,
+)
 from genai_lib.train_state import restore_run, save_run
 from genai_lib.utils import eval_mode, model_device, to_device
 
@@ -148,6 +157,7 @@ def fit(
     total, n_batches = step_budget(loader, phases, epochs, steps)
     if isinstance(lr_schedule, str) and lr_schedule == "cosine":
         lr_schedule = cosine_schedule(0, total, final=0.05)
+    meta = plain_meta(meta)  # NumPy numbers become Python ones: every checkpoint must load with weights_only
     plan = plan_run(
         model,
         loader,

@@ -112,6 +112,17 @@ def cache_path(name: str) -> Path:
     return cache_dir() / f"{name}.pt"
 
 
+def _fits(model: nn.Module, saved: Any) -> bool:
+    """Whether a saved state dict has exactly the model's keys and shapes (checked before loading,
+    which would otherwise overwrite some weights and then fail)."""
+    own = model.state_dict()
+    return (
+        isinstance(saved, dict)
+        and saved.keys() == own.keys()
+        and all(isinstance(saved[k], torch.Tensor) and saved[k].shape == v.shape for k, v in own.items())
+    )
+
+
 def _recording_hooks(fit_kwargs: Mapping[str, Any]) -> list[Any]:
     return [h for h in fit_kwargs.get("hooks", ()) if hasattr(h, "state_dict") and not isinstance(h, nn.Module)]
 
@@ -150,10 +161,15 @@ def load_or_train(
         except CheckpointError as exc:
             warnings.warn(f"ignoring the cached checkpoint: {exc}; retraining", stacklevel=2)
         else:
-            same = state.get("meta") == meta
+            same = state.get("meta") == meta and all(k in state for k in ("model", "step", "total"))
+            if same and not _fits(model, state["model"]):
+                warnings.warn(
+                    f"the cached weights in {path} do not fit this model (its code changed?); retraining", stacklevel=2
+                )
+                same = False
             records = state.get("hook_states", [])
             recorded = not recorders or len(records) == len(recorders)
-            if same and state.get("step") == state.get("total") and recorded:
+            if same and state["step"] == state["total"] and recorded:
                 try:
                     for hook, saved in zip(recorders, records[: len(recorders)], strict=True):
                         hook.load_state_dict(saved)

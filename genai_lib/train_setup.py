@@ -16,6 +16,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,7 +24,16 @@ from genai_lib._checks import check_generator, check_positive
 from genai_lib.phases import DivergenceRule, Phase
 from genai_lib.train_state import check_checkpoint_path
 
-__all__ = ["Plan", "plan_run", "resolve_phases", "step_budget", "call_loss", "batch_stream", "lr_factor"]
+__all__ = [
+    "Plan",
+    "plan_run",
+    "resolve_phases",
+    "step_budget",
+    "call_loss",
+    "batch_stream",
+    "lr_factor",
+    "plain_meta",
+]
 
 
 def call_loss(fn: Callable[..., Any], batch: Any, name: str, generator: torch.Generator | None) -> Any:
@@ -95,20 +105,48 @@ def _build_optimizer(phase: Phase, owned: set[int]) -> torch.optim.Optimizer:
             raise ValueError(f"phase {phase.name!r} would update a tensor that is not a parameter of the model")
         if not p.requires_grad:
             raise ValueError(f"phase {phase.name!r} lists a parameter with requires_grad=False")
+    for g in opt.param_groups:  # an lr of np.float64 would make every checkpoint unloadable (weights_only)
+        for k, v in g.items():
+            if k != "params":
+                g[k] = plain_meta(v, f"phase {phase.name!r} optimizer {k}")
     return opt
 
 
+def plain_meta(meta: Any, where: str = "meta") -> Any:
+    """``meta`` as data a checkpoint can hold (NumPy scalars become Python numbers), checked before
+    training: a value ``torch.load(weights_only=True)`` refuses would only fail at the first save."""
+    if isinstance(meta, np.generic):
+        return meta.item()
+    if meta is None or isinstance(meta, (bool, int, float, str, torch.Tensor)):
+        return meta
+    if isinstance(meta, (list, tuple)):
+        return type(meta)(plain_meta(v, f"{where}[{i}]") for i, v in enumerate(meta))
+    if isinstance(meta, dict):
+        return {k: plain_meta(v, f"{where}[{k!r}]") for k, v in meta.items()}
+    raise TypeError(
+        f"{where} is a {type(meta).__name__}; a checkpoint's meta holds numbers, strings, tensors, lists and dicts"
+    )
+
+
 def _check_batchnorm_batches(model: nn.Module, loader: Any) -> None:
-    """Batch norm cannot train on a batch of one: refuse a loader whose last batch has one example."""
+    """Batch norm cannot train on a batch of one: refuse a loader that yields one (a TensorLoader or
+    a torch DataLoader whose last batch, or every batch, holds a single example)."""
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return
     n, b = getattr(loader, "num_examples", None), getattr(loader, "batch_size", None)
-    if isinstance(n, int) and isinstance(b, int) and not getattr(loader, "drop_last", False) and n % b == 1:
-        raise ValueError(
-            f"the loader's last batch holds 1 example ({n} examples in batches of {b}), and "
-            f"{type(model).__name__}'s batch norm cannot train on a batch of one: pass drop_last=True to the loader "
-            "or choose another batch size"
-        )
+    if n is None and isinstance(loader, torch.utils.data.DataLoader) and hasattr(loader.dataset, "__len__"):
+        n = len(loader.dataset)  # type: ignore[arg-type]
+    if not (isinstance(n, int) and isinstance(b, int)):
+        return
+    drop = getattr(loader, "drop_last", False)
+    if b == 1:
+        what, fix = "every batch holds 1 example (batch_size=1)", "choose batch_size >= 2"
+    elif not drop and n % b == 1:
+        what = f"the loader's last batch holds 1 example ({n} examples in batches of {b})"
+        fix = "pass drop_last=True to the loader or choose another batch size"
+    else:
+        return
+    raise ValueError(f"{what}, and {type(model).__name__}'s batch norm cannot train on a batch of one: {fix}")
 
 
 def _hook_calls(hooks: Sequence[Any]) -> tuple[list[Callable[[int], None]], list[Callable[[int], None]]]:
@@ -244,6 +282,11 @@ def plan_run(
         raise ValueError("val_every needs a val_loader")
     if val_loader is not None and hasattr(val_loader, "__len__") and len(val_loader) == 0:  # type: ignore[arg-type]
         raise ValueError("val_loader is empty: it yields no batches")
+    if val_loader is not None and (not hasattr(val_loader, "__iter__") or iter(val_loader) is val_loader):
+        raise TypeError(
+            "val_loader must be re-iterable (a list of batches or a loader such as make_loader(...)); "
+            f"a {type(val_loader).__name__} is used up by the first validation"
+        )
     if lr_schedule is not None and not callable(lr_schedule):
         raise ValueError(f"lr_schedule must be a callable (step -> factor), 'cosine' or None, got {lr_schedule!r}")
     check_generator("generator", generator)

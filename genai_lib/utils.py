@@ -8,6 +8,7 @@ The library itself never picks a device or seeds global RNGs: :func:`get_device`
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import random
 import tempfile
@@ -48,7 +49,11 @@ def get_device(prefer: str | None = None) -> torch.device:
     """
     name = prefer or os.environ.get("GENAI_DEVICE")
     if name:
-        device = torch.device(name)
+        try:
+            device = torch.device(name)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            where = "prefer" if prefer else "GENAI_DEVICE"
+            raise ValueError(f"{where} must name a device such as 'cpu', 'cuda' or 'cuda:0', got {name!r}") from exc
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {name!r} was requested but CUDA is not available here")
         return device
@@ -174,9 +179,14 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
 
 
 def _noise(draw: Callable[..., torch.Tensor], shape: Sequence[int], generator: Any, device: Any, dtype: Any):
-    from genai_lib._checks import check_generator
+    from genai_lib._checks import check_generator, check_positive, check_size
 
     check_generator("generator", generator)
+    if isinstance(shape, int) or not isinstance(shape, (Sequence, torch.Size)):
+        raise TypeError(f"shape must be a tuple of ints such as (B, Z), got {shape!r}")
+    for i, s in enumerate(shape):
+        check_positive(f"shape[{i}]", s, allow_zero=True)
+    check_size(f"noise of shape {tuple(shape)}", math.prod(shape), unit="values")
     device = torch.device(device) if device is not None else torch.device("cpu")
     src = generator.device if generator is not None else device
     return draw(tuple(shape), generator=generator, device=src, dtype=dtype).to(device)

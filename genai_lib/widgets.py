@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from genai_lib._checks import check_positive, check_size
+
 __all__ = ["decode_point", "to_png", "latent_slider", "frame_slider", "text_sampler", "SAMPLING_GRID", "widget_mode"]
 
 
@@ -45,7 +47,7 @@ def decode_point(decode_fn: Callable[[torch.Tensor], torch.Tensor], values: Sequ
     """
     if not callable(decode_fn):
         raise TypeError(f"decode_fn must be callable, got {type(decode_fn).__name__}")
-    vals = [float(v) for v in values]
+    vals = _finite_numbers("values", values)
     if not vals:
         raise ValueError("values must hold at least one latent coordinate")
     z = torch.tensor([vals], dtype=torch.float32)
@@ -63,17 +65,48 @@ def decode_point(decode_fn: Callable[[torch.Tensor], torch.Tensor], values: Sequ
             raise ValueError(f"a flat output of {img.numel()} values is not a square image")
         img = img.reshape(side, side)
     if img.dim() == 3:
+        if img.shape[0] not in (1, 3):
+            raise ValueError(
+                f"decoder output has {img.shape[0]} channels (shape {tuple(out.shape)}); "
+                "an image needs 1 (grey) or 3 (RGB)"
+            )
         img = img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)
     if img.dim() not in (2, 3):
         raise ValueError(f"cannot display decoder output of shape {tuple(out.shape)}")
+    if not bool(torch.isfinite(img).all()):
+        raise ValueError(f"decode_fn returned NaN or infinite values for the latent point {vals}")
     return img.clamp(0, 1).numpy()
 
 
+def _finite_numbers(name: str, values: Any) -> list[float]:
+    """A sequence of real numbers as floats; NaN, inf, bools and strings are refused."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
+    out = []
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
+            raise TypeError(f"{name} must hold numbers, got {v!r} ({type(v).__name__})")
+        if not np.isfinite(v):
+            raise ValueError(f"{name} must be finite numbers, got {v!r}")
+        out.append(float(v))
+    return out
+
+
 def to_png(image: np.ndarray, scale: int = 4) -> bytes:
-    """PNG bytes of an image array in [0, 1], upscaled by ``scale`` (nearest neighbour)."""
+    """PNG bytes of an image array in [0, 1] ((H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA),
+    upscaled by ``scale`` (nearest neighbour)."""
     import matplotlib.image as mpimg
 
-    arr = np.asarray(image, dtype=np.float32)
+    check_positive("scale", scale)
+    try:
+        arr = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"image must be an array of numbers in [0, 1], got {type(image).__name__}") from exc
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))) or arr.size == 0:
+        raise ValueError(f"image must be (H, W), (H, W, 3) or (H, W, 4), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("image contains NaN or infinite values")
+    check_size(f"to_png(scale={scale})", arr.size * scale * scale, unit="pixels")
     arr = np.kron(arr, np.ones((scale, scale) + (1,) * (arr.ndim - 2), dtype=np.float32)) if scale > 1 else arr
     buf = io.BytesIO()
     mpimg.imsave(buf, np.clip(arr, 0, 1), cmap="gray", vmin=0, vmax=1, format="png")
@@ -115,21 +148,24 @@ def latent_slider(
     """
     import ipywidgets as widgets
 
-    if not isinstance(dims, int) or dims < 1:
+    if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
         raise ValueError(f"dims must be a positive int, got {dims!r}")
-    if not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an int >= 2, got {steps!r}")
-    ranges = (
-        [(-float(bounds), float(bounds))] * dims
-        if isinstance(bounds, (int, float))
-        else [tuple(map(float, b)) for b in bounds]
-    )
-    if len(ranges) != dims or any(lo >= hi for lo, hi in ranges):
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= 10_000:
+        raise ValueError(f"steps must be an int in [2, 10000], got {steps!r}")
+    check_positive("scale", scale)
+    if isinstance(bounds, (int, float, np.number)) and not isinstance(bounds, bool):
+        half = _finite_numbers("bounds", [bounds])[0]
+        ranges = [(-half, half)] * dims
+    elif isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__iter__"):
+        raise TypeError(f"bounds must be a number or {dims} (low, high) pairs, got {type(bounds).__name__}")
+    else:
+        ranges = [tuple(_finite_numbers("bounds", b)) for b in bounds]
+    if len(ranges) != dims or any(len(r) != 2 or r[0] >= r[1] for r in ranges):
         raise ValueError(f"bounds must give {dims} (low, high) pairs with low < high, got {bounds!r}")
     names = list(names) if names is not None else [f"z{i + 1}" for i in range(dims)]
     if len(names) != dims:
         raise ValueError(f"names must have {dims} entries, got {len(names)}")
-    rest = [float(v) for v in (fixed or [])]
+    rest = _finite_numbers("fixed", fixed or [])
     grids = [np.round(np.linspace(lo, hi, steps), 3) for lo, hi in ranges]
     mode = widget_mode(mode)
     if mode == "static" and steps**dims > 400:
@@ -171,8 +207,14 @@ def frame_slider(frames: Sequence[np.ndarray], labels: Sequence[str], *, descrip
         raise ValueError(
             f"need one label per frame and at least one frame, got {len(frames)} frames, {len(labels)} labels"
         )
+    if len(set(map(str, labels))) != len(labels):
+        raise ValueError(f"labels must be distinct (a slider cannot tell equal positions apart), got {list(labels)}")
+    check_positive("scale", scale)
     slider = widgets.SelectionSlider(options=list(labels), value=labels[0], description=description)
-    arrays = [np.asarray(f) for f in frames]
+    arrays = [np.asarray(f.detach().cpu() if isinstance(f, torch.Tensor) else f) for f in frames]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"every frame must have the same shape, got {sorted(shapes)}")
     px = arrays[0].shape[1] * scale
     stack = _linked_stacks([slider], lambda idx: to_png(arrays[idx[0]], scale), [len(arrays)], widgets, px)
     return widgets.VBox([slider, stack])
@@ -210,9 +252,17 @@ def text_sampler(
         raise TypeError(f"continue_fn must be callable, got {type(continue_fn).__name__}")
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    check_positive("n", n)
     for setting in grid:
-        if len(setting) != 3 or setting[0] <= 0 or setting[1] < 0 or not 0 < setting[2] <= 1:
-            raise ValueError(f"each grid entry is (temperature > 0, top_k >= 0, 0 < top_p <= 1), got {setting!r}")
+        ok = isinstance(setting, (tuple, list)) and len(setting) == 3
+        if ok:
+            t, k, p = setting
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in setting)
+            ok = numbers and isinstance(k, int) and np.isfinite(t) and t > 0 and k >= 0 and 0 < p <= 1
+        if not ok:
+            raise ValueError(
+                f"each grid entry is (temperature > 0, top_k >= 0 an int, 0 < top_p <= 1), finite, got {setting!r}"
+            )
 
     def shown(text: str, prompt: str) -> str:
         return f"<pre style='white-space: pre-wrap; margin: 0'><b>{html.escape(prompt)}</b>{html.escape(text)}</pre>"

@@ -1,15 +1,70 @@
-"""Table-driven bad-input tests for the core: each case must fail loudly and say what was expected."""
+"""Table-driven bad-input tests (issue 18): every bad or extreme input to the public API of genai_lib
+fails early with the right exception and a message that says what was expected and what came.
+
+Each row is one line: ``(id, callable(tmp_path), exception, regex of the message)``. The rows are
+grouped by module; conversions that replace a refusal (uint8 token ids, float64 images, ...) are
+tested after the table against the canonical dtype.
+"""
 
 import io
 import os
 import pickle
+from functools import cache
 
+import numpy as np
 import pytest
 import torch
 
-from genai_lib import checkpoint, train, train_cache
-from genai_lib.data import make_loader
+from genai_lib import checkpoint, plotting, train, train_cache, widgets
+from genai_lib._checks import check_generator, check_positive, check_probability, check_tensor
+from genai_lib.data import TensorLoader, load_digits8, load_mnist, make_loader, mnist_loaders, toy_2d
+from genai_lib.history import History, TrainingDivergedError
+from genai_lib.metrics import (
+    classifier_features,
+    conditional_accuracy,
+    frechet_distance,
+    image_quality,
+    kid,
+    precision_recall,
+    ring_metrics,
+)
+from genai_lib.models._layers import EMA, ConvDecoder28, ConvEncoder28, mlp, random_shift, reparameterize
+from genai_lib.models.attention import CausalSelfAttention, KVCache, rope_tables
+from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
+from genai_lib.models.gan import DCGAN, DCGANConfig, GANConfig, ToyGAN, interpolate
+from genai_lib.models.gpt import GPT, GPTConfig, estimate_mfu
+from genai_lib.models.lstm import LSTMLM, LSTMConfig
+from genai_lib.models.mixture import GaussianMixture, MixtureConfig, fit_em, kmeans_plus_plus
+from genai_lib.models.ngram import NGram, NGramConfig
+from genai_lib.models.vae import VAE, VAEConfig, bernoulli_nll, gaussian_kl, neg_elbo
+from genai_lib.models.vaegan import VAEGAN, VAEGANConfig
+from genai_lib.phases import DivergenceRule, Phase, Snapshots
+from genai_lib.sampling import (
+    apply_temperature,
+    check_sampling,
+    choose_next,
+    generate_tokens,
+    greedy,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
+from genai_lib.text import (
+    BPTTLoader,
+    batch_windows,
+    bits_per_char,
+    bptt_batches,
+    evaluate_lm,
+    load_corpus,
+    sliding_nats,
+    text_loader,
+)
+from genai_lib.tokenizer import BPETokenizer, CharTokenizer, bpe_merges, check_token_ids
+from genai_lib.utils import get_device, normal_noise, seed_everything, show_source, split_batch, uniform_noise
 from tests._tiny import Tiny, TinyConfig, tiny_data
+
+NAN, INF = float("nan"), float("inf")
+NPGEN = np.random.default_rng(0)  # a NumPy generator: the wrong kind
 
 
 class _Evil:
@@ -30,6 +85,120 @@ def _good_ckpt(path):
 def _loader():
     x, y = tiny_data()
     return make_loader(x, y, batch_size=8)
+
+
+# --------------------------------------------------------------------------- tiny models, built once
+
+
+def _seeded(make):
+    torch.manual_seed(0)
+    return make()
+
+
+@cache
+def vae():
+    return _seeded(lambda: VAE(VAEConfig(z_dim=2, hidden=8, depth=1)))
+
+
+@cache
+def gan():
+    return _seeded(lambda: DCGAN(DCGANConfig(z_dim=4, width=4)))
+
+
+@cache
+def cgan():
+    return _seeded(lambda: DCGAN(DCGANConfig(z_dim=4, width=4, n_classes=3, embed_dim=2)))
+
+
+@cache
+def toy():
+    return _seeded(lambda: ToyGAN(GANConfig(z_dim=3, hidden=8, depth=1, pack=2)))
+
+
+@cache
+def vg():
+    return _seeded(lambda: VAEGAN(VAEGANConfig(z_dim=4, width=4)))
+
+
+@cache
+def gpt():
+    return _seeded(lambda: GPT(GPTConfig(11, block_size=8, n_layer=1, n_head=2, n_embd=16)))
+
+
+@cache
+def lstm():
+    return _seeded(lambda: LSTMLM(LSTMConfig(11, n_embd=8, hidden=8, n_layers=1)))
+
+
+@cache
+def ng():
+    return NGram(NGramConfig(order=3, vocab_size=11)).fit(torch.arange(40) % 11)
+
+
+@cache
+def gm():
+    return _seeded(lambda: GaussianMixture(MixtureConfig(n_components=2, dim=2)))
+
+
+@cache
+def clf():
+    return _seeded(lambda: ImageClassifier(ClassifierConfig(n_classes=10, width=2, feature_dim=4)))
+
+
+@cache
+def char():
+    return CharTokenizer.from_text("hello world")
+
+
+@cache
+def bpe():
+    return BPETokenizer.train("hello world hello there", 260)
+
+
+def img(n=2, fill=None, dtype=torch.float32):
+    x = torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(n), dtype=dtype)
+    if fill is not None:
+        x[0, 0, 0, 0] = fill
+    return x
+
+
+def ids(*shape, high=11, dtype=torch.long):
+    return torch.randint(0, high, shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+
+
+def feats(n=8, d=3):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(n))
+
+
+def nanz(n=2, d=4, fill=NAN):
+    z = torch.zeros(n, d)
+    z[0, 0] = fill
+    return z
+
+
+def logits(*shape):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(2))
+
+
+def bad_logits(fill):
+    x = logits(2, 5)
+    x[1, 3] = fill
+    return x
+
+
+def masked_row():
+    x = logits(2, 5)
+    x[0] = -INF
+    return x
+
+
+def cuda_gen():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA for a generator on another device")
+    return torch.Generator(device="cuda")
+
+
+# --------------------------------------------------------------------------- checkpoints (the original core rows)
 
 
 def case_truncated(tmp):
@@ -78,56 +247,1179 @@ def case_resume_wrong_config(tmp):
     train.fit(Tiny(TinyConfig(hidden=4)), _loader(), steps=2, checkpoint=p, progress=False)
 
 
-CASES = [
-    # (id, callable(tmp_path), exception, message fragment)
+def case_numpy_in_file(tmp):
+    torch.save({"model": {}, "lr": np.float64(1e-3)}, tmp / "np.pt")  # written by someone else's torch.save
+    checkpoint.load_checkpoint(tmp / "np.pt")
+
+
+def case_numpy_array_in_file(tmp):
+    torch.save({"x": np.arange(3)}, tmp / "npa.pt")
+    checkpoint.load_checkpoint(tmp / "npa.pt")
+
+
+def case_fine_file_bad_map_location(tmp):
+    checkpoint.load_checkpoint(_good_ckpt(tmp / "ok.pt"), map_location="gpu7")
+
+
+def case_resume_without_step(tmp):
+    model = Tiny(TinyConfig())
+    cfg = checkpoint.config_dict(model.cfg)
+    checkpoint.save_checkpoint(tmp / "ns.pt", {"model": model.state_dict(), "config": cfg, "optimizers": {}})
+    train.fit(model, _loader(), steps=2, checkpoint=tmp / "ns.pt", progress=False)
+
+
+def case_resume_without_model(tmp):
+    model = Tiny(TinyConfig())
+    checkpoint.save_checkpoint(tmp / "nm.pt", {"step": 1, "config": checkpoint.config_dict(model.cfg)})
+    train.fit(model, _loader(), steps=2, checkpoint=tmp / "nm.pt", progress=False)
+
+
+def case_resume_beyond(tmp):
+    train.fit(Tiny(TinyConfig()), _loader(), steps=3, checkpoint=tmp / "b.pt", progress=False)
+    train.fit(Tiny(TinyConfig()), _loader(), steps=2, checkpoint=tmp / "b.pt", progress=False)
+
+
+CHECKPOINT_ROWS = [
     ("truncated checkpoint", case_truncated, ValueError, "corrupt or truncated"),
     ("garbage checkpoint", case_garbage, ValueError, "corrupt or truncated|not a plain tensor"),
     ("pickle that runs code", case_evil_pickle, ValueError, "refused|corrupt"),
-    ("torch.save of an object that runs code", case_evil_torch_save, ValueError, "refused"),
+    ("torch.save of an object that runs code", case_evil_torch_save, ValueError, "refused.*could run code"),
+    ("numpy scalar in a file", case_numpy_in_file, ValueError, "NumPy values.*float"),
+    ("numpy array in a file", case_numpy_array_in_file, ValueError, "NumPy values"),
+    ("fine file, bad map_location", case_fine_file_bad_map_location, ValueError, "map_location must be a device"),
     ("checkpoint for another config", case_config_mismatch, ValueError, "different configuration"),
     ("missing checkpoint", case_missing, ValueError, "no checkpoint"),
     ("checkpoint that is not a dict", case_not_a_dict, ValueError, "checkpoint dict"),
     ("resume into a model of another config", case_resume_wrong_config, ValueError, "different configuration"),
-    ("empty dataset", lambda t: make_loader(torch.zeros(0, 2), batch_size=2), ValueError, "empty"),
-    ("zero batch size", lambda t: make_loader(torch.zeros(4, 2), batch_size=0), ValueError, "batch_size must be > 0"),
+    ("resume a file without step", case_resume_without_step, ValueError, "not a training checkpoint.*step"),
+    ("resume a file without model", case_resume_without_model, ValueError, "not a training checkpoint.*model"),
+    ("resume beyond the requested steps", case_resume_beyond, ValueError, "beyond the requested 2 steps"),
+    ("config of the wrong type", lambda t: checkpoint.config_dict(42), TypeError, "dataclass"),
+    ("state that is not a dict", lambda t: checkpoint.save_checkpoint(t / "x.pt", [1]), TypeError, "dict"),
+    ("save a numpy scalar", lambda t: checkpoint.save_checkpoint(t / "n.pt", {"a": np.float64(1)}), TypeError, "NumPy"),
+    ("save an object", lambda t: checkpoint.save_checkpoint(t / "o.pt", {"a": object()}), TypeError, "object"),
     (
-        "epochs and steps both",
-        lambda t: train.fit(Tiny(TinyConfig()), _loader(), epochs=1, steps=1),
+        "load with map_location 3.5",
+        lambda t: checkpoint.load_checkpoint(t / "x.pt", map_location=3.5),
         ValueError,
-        "exactly one",
+        "map_location",
     ),
+]
+
+# --------------------------------------------------------------------------- fit, fit_gan, load_or_train, History
+
+
+class _BadLoss(Tiny):
+    def __init__(self, out):
+        super().__init__(TinyConfig())
+        self.out = out
+
+    def loss(self, batch):
+        return self.out(self, batch)
+
+
+def _fit(model, **kw):
+    return train.fit(model, kw.pop("loader", _loader()), **{"steps": 2, "progress": False, **kw})
+
+
+def _nan_loss(m, b):
+    return m.net(b[0]).mean() * NAN, {}
+
+
+def _phase(**kw):
+    model = Tiny(TinyConfig())
+    return Phase("p", model.loss, list(model.parameters()), **kw)
+
+
+TRAIN_ROWS = [
+    ("epochs and steps both", lambda t: _fit(Tiny(TinyConfig()), epochs=1), ValueError, "exactly one"),
     ("neither epochs nor steps", lambda t: train.fit(Tiny(TinyConfig()), _loader()), ValueError, "exactly one"),
+    ("negative learning rate", lambda t: _fit(Tiny(TinyConfig()), lr=-1.0), ValueError, "lr must be > 0"),
+    ("NaN learning rate", lambda t: _fit(Tiny(TinyConfig()), lr=NAN), ValueError, "lr must be > 0"),
+    ("float steps", lambda t: _fit(Tiny(TinyConfig()), steps=2.5), TypeError, "steps must be an int"),
+    ("numpy steps", lambda t: _fit(Tiny(TinyConfig()), steps=np.int64(2)), TypeError, r"steps must be an int.*int\("),
+    ("zero epochs", lambda t: _fit(Tiny(TinyConfig()), steps=None, epochs=0), ValueError, "epochs must be > 0"),
+    ("model without loss", lambda t: _fit(torch.nn.Linear(2, 1)), TypeError, "loss"),
+    ("model that is not a module", lambda t: _fit("model"), TypeError, "model must be a torch.nn.Module"),
+    ("empty loader list", lambda t: _fit(Tiny(TinyConfig()), loader=[]), ValueError, "empty"),
     (
-        "negative learning rate",
-        lambda t: train.fit(Tiny(TinyConfig()), _loader(), steps=1, lr=-1.0),
+        "epochs over a loader without len",
+        lambda t: _fit(Tiny(TinyConfig()), loader=iter(_loader()), steps=None, epochs=1),
         ValueError,
-        "lr must be > 0",
+        "needs a loader with len",
     ),
-    ("float steps", lambda t: train.fit(Tiny(TinyConfig()), _loader(), steps=2.5), TypeError, "steps must be an int"),
-    ("model without loss", lambda t: train.fit(torch.nn.Linear(2, 1), _loader(), steps=1), TypeError, "loss"),
-    ("empty loader list", lambda t: train.fit(Tiny(TinyConfig()), [], steps=1), ValueError, "empty"),
     (
         "checkpoint_every without a path",
-        lambda t: train.fit(Tiny(TinyConfig()), _loader(), steps=2, checkpoint_every=1),
+        lambda t: _fit(Tiny(TinyConfig()), checkpoint_every=1),
         ValueError,
         "checkpoint path",
     ),
+    ("loss that returns a float", lambda t: _fit(_BadLoss(lambda m, b: (1.0, {}))), TypeError, "scalar tensor"),
+    ("loss that returns a vector", lambda t: _fit(_BadLoss(lambda m, b: (m(b[0]), {}))), TypeError, "scalar tensor"),
+    ("loss without logs", lambda t: _fit(_BadLoss(lambda m, b: m.net(b[0]).mean())), TypeError, "logs dict"),
+    (
+        "loss that does not require grad",
+        lambda t: _fit(_BadLoss(lambda m, b: (torch.tensor(1.0), {}))),
+        ValueError,
+        "does not require grad",
+    ),
+    ("NaN loss", lambda t: _fit(_BadLoss(_nan_loss)), TrainingDivergedError, "became nan at step 1"),
+    (
+        "phases and lr both",
+        lambda t: _fit(Tiny(TinyConfig()), phases=[_phase()], lr=0.1),
+        TypeError,
+        "set .*'lr'.* on the phases",
+    ),
+    ("empty phases", lambda t: _fit(Tiny(TinyConfig()), phases=[]), TypeError, "non-empty list"),
+    ("duplicate phase names", lambda t: _fit(Tiny(TinyConfig()), phases=[_phase(), _phase()]), ValueError, "unique"),
+    (
+        "phase over another model",
+        lambda t: _fit(Tiny(TinyConfig()), phases=[_phase()]),
+        ValueError,
+        "not a parameter of the model",
+    ),
+    ("rules that are not rules", lambda t: _fit(Tiny(TinyConfig()), rules=[3]), TypeError, "DivergenceRule"),
+    ("generator on another device", lambda t: check_generator("generator", cuda_gen(), "cpu"), ValueError, "cuda"),
+    (
+        "fit_gan on a model without d_loss",
+        lambda t: train.fit_gan(Tiny(TinyConfig()), _loader(), steps=1),
+        TypeError,
+        "d_loss",
+    ),
+    ("fit_gan lr_g NaN", lambda t: train.fit_gan(gan(), [img(4)], steps=1, lr_g=NAN), ValueError, "lr_g must be"),
+    ("evaluate an empty loader", lambda t: train.evaluate(Tiny(TinyConfig()), []), ValueError, "empty loader"),
+    ("cosine_schedule total 0", lambda t: train.cosine_schedule(0, 0), ValueError, "total must be > 0"),
+    ("cosine_schedule final -1", lambda t: train.cosine_schedule(1, 10, -1.0), ValueError, "final must be >= 0"),
+    ("cosine_schedule final inf", lambda t: train.cosine_schedule(1, 10, INF), ValueError, "final must be finite"),
+    ("History.append NaN", lambda t: History().append(1, {"loss": NAN}), TrainingDivergedError, "no NaN or inf"),
+    ("History.last of a missing key", lambda t: History().last("loss"), KeyError, "no log named 'loss'"),
+    ("History.steps_of a missing key", lambda t: History().steps_of("x"), KeyError, "no log named 'x'"),
     (
         "bad cache name",
         lambda t: train_cache.load_or_train(Tiny(TinyConfig()), _loader(), name="a/b", steps=1),
         ValueError,
         "name",
     ),
-    ("config of the wrong type", lambda t: checkpoint.config_dict(42), TypeError, "dataclass"),
-    ("state that is not a dict", lambda t: checkpoint.save_checkpoint(t / "x.pt", [1]), TypeError, "dict"),
+    ("hidden cache name", lambda t: train_cache.cache_path(".x"), ValueError, "file stem"),
+    ("empty cache name", lambda t: train_cache.cache_path(""), ValueError, "non-empty"),
+    (
+        "load_or_train with checkpoint",
+        lambda t: train_cache.load_or_train(Tiny(TinyConfig()), _loader(), name="c", steps=1, checkpoint=t / "x.pt"),
+        TypeError,
+        "manages 'checkpoint'",
+    ),
+    (
+        "load_or_train with a bad trainer",
+        lambda t: train_cache.load_or_train(Tiny(TinyConfig()), _loader(), name="c", trainer=3, steps=1),
+        TypeError,
+        "trainer must be",
+    ),
+    (
+        "load_or_train key with a lambda",
+        lambda t: train_cache.load_or_train(Tiny(TinyConfig()), _loader(), name="c", key={"f": print}, steps=1),
+        TypeError,
+        "cannot fingerprint",
+    ),
+    ("cached with a set key", lambda t: train_cache.cached("c", {1, 2}, dict), TypeError, "cannot fingerprint"),
+    ("cached compute not a dict", lambda t: train_cache.cached("c2", 1, lambda: [1]), TypeError, "must return a dict"),
+    ("Phase with a bad name", lambda t: Phase("1x", print), ValueError, "identifier"),
+    ("Phase loss not callable", lambda t: Phase("p", 3), TypeError, "loss must be callable"),
+    ("Phase lr inf", lambda t: Phase("p", print, lr=INF), ValueError, "lr must be finite"),
+    ("Phase betas", lambda t: Phase("p", print, betas=(0.9, 1.0)), ValueError, "betas must be two numbers"),
+    ("Phase optimizer name", lambda t: Phase("p", print, optimizer="rmsprop"), ValueError, "optimizer must be one of"),
+    ("Phase grad_clip 0", lambda t: Phase("p", print, grad_clip=0.0), ValueError, "grad_clip must be > 0"),
+    ("Phase every 0", lambda t: Phase("p", print, every=0), ValueError, "every must be > 0"),
+    (
+        "Phase accumulate stale batch",
+        lambda t: Phase("p", print, fresh=False, accumulate=2),
+        ValueError,
+        "needs fresh batches",
+    ),
+    ("DivergenceRule without bounds", lambda t: DivergenceRule(), ValueError, "at least one bound"),
+    ("DivergenceRule NaN bound", lambda t: DivergenceRule(below={"d": NAN}), ValueError, "finite number"),
+    ("DivergenceRule patience 0", lambda t: DivergenceRule(below={"d": 1}, patience=0), ValueError, "patience"),
+    ("Snapshots record not callable", lambda t: Snapshots(3, every=1), TypeError, "record must be callable"),
+    ("Snapshots every 0", lambda t: Snapshots(print, every=0), ValueError, "every must be > 0"),
+]
+# --------------------------------------------------------------------------- configs
+
+SIZE = r"would need [\d,]+ \w+ \(about [\d,.]+ GiB of memory\)"
+
+CONFIG_ROWS = [
+    ("VAE arch", lambda t: VAEConfig(arch="rnn"), ValueError, "arch must be one of"),
+    ("VAE image_shape 2-D", lambda t: VAEConfig(image_shape=(28, 28)), ValueError, r"\(C, H, W\) tuple"),
+    ("VAE image_shape string", lambda t: VAEConfig(image_shape="abc"), ValueError, r"\(C, H, W\) tuple"),
+    ("VAE image_shape 0", lambda t: VAEConfig(image_shape=(0, 28, 28)), ValueError, "image_shape C must be > 0"),
+    (
+        "VAE image_shape float",
+        lambda t: VAEConfig(image_shape=(1, 28.0, 28)),
+        TypeError,
+        "image_shape H must be an int",
+    ),
+    ("VAE conv on 32x32", lambda t: VAEConfig(arch="conv", image_shape=(1, 32, 32)), ValueError, "use arch='mlp'"),
+    ("VAE z_dim 0", lambda t: VAEConfig(z_dim=0), ValueError, "z_dim must be > 0"),
+    ("VAE z_dim -1", lambda t: VAEConfig(z_dim=-1), ValueError, "z_dim must be > 0"),
+    ("VAE z_dim float", lambda t: VAEConfig(z_dim=2.5), TypeError, "z_dim must be an int"),
+    ("VAE z_dim bool", lambda t: VAEConfig(z_dim=True), TypeError, "z_dim must be an int"),
+    ("VAE z_dim 1-D tensor", lambda t: VAEConfig(z_dim=torch.tensor([2])), TypeError, "z_dim must be an int"),
+    ("VAE hidden 0", lambda t: VAEConfig(hidden=0), ValueError, "hidden must be > 0"),
+    ("VAE depth 0", lambda t: VAEConfig(depth=0), ValueError, "depth must be > 0"),
+    ("VAE width 0", lambda t: VAEConfig(width=0), ValueError, "width must be > 0"),
+    ("VAE beta -1", lambda t: VAEConfig(beta=-1.0), ValueError, "beta must be >= 0"),
+    ("VAE beta NaN", lambda t: VAEConfig(beta=NAN), ValueError, "beta must be >= 0"),
+    ("VAE beta inf", lambda t: VAEConfig(beta=INF), ValueError, "beta must be finite"),
+    ("VAE beta numpy inf", lambda t: VAEConfig(beta=np.float64(INF)), ValueError, "beta must be finite"),
+    ("VAE beta string", lambda t: VAEConfig(beta="1"), TypeError, "beta must be a number"),
+    ("VAE shift -1", lambda t: VAEConfig(shift=-1), ValueError, "shift must be >= 0"),
+    ("VAE shift 14", lambda t: VAEConfig(shift=14), ValueError, "less than half the image size"),
+    ("VAE 10^9 latents", lambda t: VAEConfig(z_dim=10**9), ValueError, SIZE),
+    ("VAE 10^9 hidden conv", lambda t: VAEConfig(arch="conv", width=10**5), ValueError, SIZE),
+    ("GAN data_dim 0", lambda t: GANConfig(data_dim=0), ValueError, "data_dim must be > 0"),
+    ("GAN z_dim float", lambda t: GANConfig(z_dim=8.0), TypeError, "z_dim must be an int"),
+    ("GAN hidden -1", lambda t: GANConfig(hidden=-1), ValueError, "hidden must be > 0"),
+    ("GAN depth 0", lambda t: GANConfig(depth=0), ValueError, "depth must be > 0"),
+    ("GAN pack 0", lambda t: GANConfig(pack=0), ValueError, "pack must be > 0"),
+    ("GAN loss", lambda t: GANConfig(loss="hinge"), ValueError, "loss must be one of"),
+    ("GAN gp_weight inf", lambda t: GANConfig(loss="wgan-gp", gp_weight=INF), ValueError, "gp_weight must be finite"),
+    ("GAN gp_weight NaN", lambda t: GANConfig(gp_weight=NAN), ValueError, "gp_weight must be >= 0"),
+    ("GAN gp_weight -1", lambda t: GANConfig(gp_weight=-1.0), ValueError, "gp_weight must be >= 0"),
+    ("GAN r1 with wgan-gp", lambda t: GANConfig(loss="wgan-gp", r1_weight=1.0), ValueError, "r1_weight applies"),
+    ("GAN r1 inf", lambda t: GANConfig(r1_weight=INF), ValueError, "r1_weight must be finite"),
+    ("GAN label_smoothing 0.5", lambda t: GANConfig(label_smoothing=0.5), ValueError, r"label_smoothing must be in"),
+    ("GAN label_smoothing NaN", lambda t: GANConfig(label_smoothing=NAN), ValueError, r"label_smoothing must be in"),
+    (
+        "GAN label_smoothing wgan",
+        lambda t: GANConfig(loss="wgan-gp", label_smoothing=0.1),
+        ValueError,
+        "label_smoothing applies",
+    ),
+    ("GAN label_smoothing string", lambda t: GANConfig(label_smoothing="0.1"), TypeError, "must be a number"),
+    ("GAN 10^6 hidden", lambda t: GANConfig(hidden=10**6), ValueError, SIZE),
+    ("DCGAN z_dim 0", lambda t: DCGANConfig(z_dim=0), ValueError, "z_dim must be > 0"),
+    ("DCGAN width 0", lambda t: DCGANConfig(width=0), ValueError, "width must be > 0"),
+    ("DCGAN n_classes -1", lambda t: DCGANConfig(n_classes=-1), ValueError, "n_classes must be >= 0"),
+    ("DCGAN n_classes 1", lambda t: DCGANConfig(n_classes=1), ValueError, "n_classes must be 0"),
+    ("DCGAN embed_dim 0", lambda t: DCGANConfig(embed_dim=0), ValueError, "embed_dim must be > 0"),
+    ("DCGAN minimax", lambda t: DCGANConfig(loss="minimax"), ValueError, "loss must be one of"),
+    ("DCGAN gp_weight inf", lambda t: DCGANConfig(gp_weight=INF), ValueError, "gp_weight must be finite"),
+    ("DCGAN label_smoothing -0.1", lambda t: DCGANConfig(label_smoothing=-0.1), ValueError, "label_smoothing"),
+    ("DCGAN batchnorm 1", lambda t: DCGANConfig(batchnorm=1), TypeError, "batchnorm must be a bool"),
+    ("DCGAN augment 8", lambda t: DCGANConfig(augment=8), ValueError, "at most 7"),
+    ("DCGAN augment -1", lambda t: DCGANConfig(augment=-1), ValueError, "augment must be >= 0"),
+    ("DCGAN width 10^5", lambda t: DCGANConfig(width=10**5), ValueError, SIZE),
+    ("VAEGAN z_dim 0", lambda t: VAEGANConfig(z_dim=0), ValueError, "z_dim must be > 0"),
+    ("VAEGAN width float", lambda t: VAEGANConfig(width=4.0), TypeError, "width must be an int"),
+    ("VAEGAN kl_weight inf", lambda t: VAEGANConfig(kl_weight=INF), ValueError, "kl_weight must be finite"),
+    ("VAEGAN kl_weight -1", lambda t: VAEGANConfig(kl_weight=-1.0), ValueError, "kl_weight must be >= 0"),
+    ("VAEGAN recon_weight NaN", lambda t: VAEGANConfig(recon_weight=NAN), ValueError, "recon_weight must be >= 0"),
+    ("VAEGAN gan_weight string", lambda t: VAEGANConfig(gan_weight="1"), TypeError, "gan_weight must be a number"),
+    ("VAEGAN pixel_weight inf", lambda t: VAEGANConfig(pixel_weight=INF), ValueError, "pixel_weight must be finite"),
+    ("VAEGAN 10^9 latents", lambda t: VAEGANConfig(z_dim=10**9), ValueError, SIZE),
+    ("GPT vocab 0", lambda t: GPTConfig(0), ValueError, "vocab_size must be > 0"),
+    ("GPT vocab float", lambda t: GPTConfig(10.0), TypeError, "vocab_size must be an int"),
+    ("GPT block_size 0", lambda t: GPTConfig(10, block_size=0), ValueError, "block_size must be > 0"),
+    ("GPT n_layer 0", lambda t: GPTConfig(10, n_layer=0), ValueError, "n_layer must be > 0"),
+    ("GPT n_head 0", lambda t: GPTConfig(10, n_head=0), ValueError, "n_head must be > 0"),
+    ("GPT n_embd indivisible", lambda t: GPTConfig(10, n_embd=10, n_head=4), ValueError, "divisible by n_head"),
+    ("GPT dropout 1", lambda t: GPTConfig(10, dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
+    ("GPT dropout NaN", lambda t: GPTConfig(10, dropout=NAN), ValueError, r"dropout must be in \[0, 1\)"),
+    ("GPT dropout string", lambda t: GPTConfig(10, dropout="0"), TypeError, "dropout must be a number"),
+    ("GPT bias 1", lambda t: GPTConfig(10, bias=1), TypeError, "bias must be a bool"),
+    ("GPT tie_weights None", lambda t: GPTConfig(10, tie_weights=None), TypeError, "tie_weights must be a bool"),
+    ("GPT pos", lambda t: GPTConfig(10, pos="alibi"), ValueError, "pos must be"),
+    ("GPT rope odd head", lambda t: GPTConfig(10, n_embd=12, n_head=4, pos="rope"), ValueError, "even head size"),
+    ("GPT vocab 2^40", lambda t: GPTConfig(2**40), ValueError, SIZE),
+    ("GPT width 2^20", lambda t: GPTConfig(10, n_embd=2**20, n_head=1), ValueError, SIZE),
+    ("GPT block 2^40", lambda t: GPTConfig(10, block_size=2**40), ValueError, SIZE),
+    ("LSTM vocab 0", lambda t: LSTMConfig(0), ValueError, "vocab_size must be > 0"),
+    ("LSTM n_embd 0", lambda t: LSTMConfig(10, n_embd=0), ValueError, "n_embd must be > 0"),
+    ("LSTM hidden -1", lambda t: LSTMConfig(10, hidden=-1), ValueError, "hidden must be > 0"),
+    ("LSTM n_layers 0", lambda t: LSTMConfig(10, n_layers=0), ValueError, "n_layers must be > 0"),
+    ("LSTM dropout 1", lambda t: LSTMConfig(10, dropout=1), ValueError, "dropout must be in"),
+    ("LSTM tie_weights string", lambda t: LSTMConfig(10, tie_weights="yes"), TypeError, "tie_weights must be a bool"),
+    ("LSTM vocab 2^40", lambda t: LSTMConfig(2**40), ValueError, SIZE),
+    ("LSTM hidden 10^6", lambda t: LSTMConfig(10, hidden=10**6), ValueError, SIZE),
+    ("n-gram order 0", lambda t: NGramConfig(order=0), ValueError, "order must be > 0"),
+    ("n-gram vocab 0", lambda t: NGramConfig(vocab_size=0), ValueError, "vocab_size must be > 0"),
+    ("n-gram smoothing", lambda t: NGramConfig(smoothing="kneser-ney"), ValueError, "smoothing must be one of"),
+    ("n-gram k 0", lambda t: NGramConfig(k=0.0), ValueError, "k must be > 0"),
+    ("n-gram k inf", lambda t: NGramConfig(k=INF), ValueError, "k must be finite"),
+    ("n-gram k NaN", lambda t: NGramConfig(k=NAN), ValueError, "k must be > 0"),
+    ("n-gram V^n overflow", lambda t: NGramConfig(order=10, vocab_size=1000), ValueError, "int64"),
+    ("n-gram vocab 2^40", lambda t: NGramConfig(order=1, vocab_size=2**40), ValueError, SIZE),
+    ("mixture n_components 0", lambda t: MixtureConfig(n_components=0), ValueError, "n_components must be > 0"),
+    ("mixture dim 0", lambda t: MixtureConfig(dim=0), ValueError, "dim must be > 0"),
+    ("mixture covariance", lambda t: MixtureConfig(covariance="tied"), ValueError, "covariance must be one of"),
+    ("mixture covariance int", lambda t: MixtureConfig(covariance=1), TypeError, "covariance must be a string"),
+    ("mixture min_std 0", lambda t: MixtureConfig(min_std=0.0), ValueError, "min_std must be > 0"),
+    ("mixture min_std inf", lambda t: MixtureConfig(min_std=INF), ValueError, "min_std must be finite"),
+    ("mixture dim 10^5", lambda t: MixtureConfig(dim=10**5), ValueError, SIZE),
+    ("classifier n_classes 1", lambda t: ClassifierConfig(n_classes=1), ValueError, "n_classes must be >= 2"),
+    ("classifier width 0", lambda t: ClassifierConfig(width=0), ValueError, "width must be > 0"),
+    ("classifier dropout 1", lambda t: ClassifierConfig(dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
+    ("classifier dropout NaN", lambda t: ClassifierConfig(dropout=NAN), ValueError, "dropout must be in"),
+    ("classifier shift 8", lambda t: ClassifierConfig(shift=8), ValueError, "at most 7"),
+    ("classifier features 10^9", lambda t: ClassifierConfig(feature_dim=10**9), ValueError, SIZE),
+    ("VAE from a dict", lambda t: VAE({"z_dim": 2}), TypeError, "cfg must be a VAEConfig"),
+    ("DCGAN from a GANConfig", lambda t: DCGAN(GANConfig()), TypeError, "cfg must be a DCGANConfig"),
+    ("ToyGAN from a DCGANConfig", lambda t: ToyGAN(DCGANConfig()), TypeError, "cfg must be a GANConfig"),
+    ("VAEGAN from a VAEConfig", lambda t: VAEGAN(VAEConfig()), TypeError, "cfg must be a VAEGANConfig"),
+    ("GPT from an LSTMConfig", lambda t: GPT(LSTMConfig(10)), TypeError, "GPT needs a GPTConfig"),
+    ("LSTM from a GPTConfig", lambda t: LSTMLM(GPTConfig(10)), TypeError, "needs an LSTMConfig"),
+    ("NGram from None", lambda t: NGram(None), TypeError, "NGram needs an NGramConfig"),
+    ("mixture from a dict", lambda t: GaussianMixture({}), TypeError, "cfg must be a MixtureConfig"),
+    ("classifier from None", lambda t: ImageClassifier(None), TypeError, "cfg must be a ClassifierConfig"),
+]
+# --------------------------------------------------------------------------- models: forward, loss, sample, generate
+
+
+def _gpt_long():
+    return gpt()(ids(1, 9))
+
+
+MODEL_ROWS = [
+    ("VAE encode a list", lambda t: vae().encode([[0.0]]), TypeError, "x must be a torch.Tensor"),
+    ("VAE encode ints", lambda t: vae().encode(torch.zeros(2, 1, 28, 28, dtype=torch.long)), TypeError, "floating"),
+    ("VAE encode wrong shape", lambda t: vae().encode(torch.rand(2, 28, 28)), ValueError, r"shape \(N, 1, 28, 28\)"),
+    ("VAE encode NaN", lambda t: vae().encode(img(fill=NAN)), ValueError, "NaN or infinite"),
+    ("VAE encode inf", lambda t: vae().encode(img(fill=INF)), ValueError, "NaN or infinite"),
+    ("VAE encode pixels above 1", lambda t: vae().encode(img(fill=2.0)), ValueError, r"lie in \[0.0, 1.0\]"),
+    ("VAE encode empty", lambda t: vae().encode(torch.rand(0, 1, 28, 28)), ValueError, "empty"),
+    ("VAE decode wrong width", lambda t: vae().decode(torch.zeros(2, 3)), ValueError, r"z must have shape \(N, 2\)"),
+    ("VAE decode NaN", lambda t: vae().decode(nanz(d=2)), ValueError, "z contains NaN"),
+    ("VAE decode inf", lambda t: vae().decode(nanz(d=2, fill=INF)), ValueError, "z contains infinite"),
+    ("VAE decode ints", lambda t: vae().decode(torch.zeros(2, 2, dtype=torch.long)), TypeError, "floating"),
+    ("VAE decode_mean NaN", lambda t: vae().decode_mean(nanz(d=2)), ValueError, "z contains NaN"),
+    ("VAE sample 0", lambda t: vae().sample(0), ValueError, "n must be > 0"),
+    ("VAE sample 2.5", lambda t: vae().sample(2.5), TypeError, "n must be an int"),
+    ("VAE sample numpy generator", lambda t: vae().sample(2, generator=NPGEN), TypeError, "torch.Generator"),
+    ("VAE sample int generator", lambda t: vae().sample(2, generator=0), TypeError, "torch.Generator"),
+    ("VAE sample 10^12", lambda t: vae().sample(10**12), ValueError, SIZE),
+    ("VAE loss empty tuple", lambda t: vae().loss(()), ValueError, "empty tuple"),
+    ("VAE loss string batch", lambda t: vae().loss("x"), TypeError, "batch must be a tensor"),
+    ("VAE loss NaN images", lambda t: vae().loss(img(fill=NAN)), ValueError, "NaN"),
+    ("VAE reconstruct wrong shape", lambda t: vae().reconstruct(torch.rand(2, 784)), ValueError, "shape"),
+    (
+        "VAE reparameterize shapes",
+        lambda t: vae().reparameterize(torch.zeros(2, 2), torch.zeros(2, 3)),
+        ValueError,
+        "same shape",
+    ),
+    ("neg_elbo of a GAN", lambda t: neg_elbo(gan(), img()), TypeError, "model must be a VAE"),
+    ("neg_elbo of no images", lambda t: neg_elbo(vae(), []), ValueError, "no images"),
+    ("gaussian_kl shapes", lambda t: gaussian_kl(torch.zeros(2, 2), torch.zeros(2, 3)), ValueError, "same shape"),
+    ("gaussian_kl ints", lambda t: gaussian_kl(torch.zeros(2, dtype=torch.long), torch.zeros(2)), TypeError, "mu"),
+    ("bernoulli_nll shapes", lambda t: bernoulli_nll(torch.zeros(2, 4), torch.zeros(2, 5)), ValueError, "same shape"),
+    ("bernoulli_nll list", lambda t: bernoulli_nll([0.0], torch.zeros(1)), TypeError, "must be tensors"),
+    ("DCGAN generate wrong width", lambda t: gan().generate(torch.zeros(2, 5)), ValueError, r"shape \(N, 4\)"),
+    ("DCGAN generate NaN", lambda t: gan().generate(nanz()), ValueError, "z contains NaN"),
+    ("DCGAN generate inf", lambda t: gan().generate(nanz(fill=-INF)), ValueError, "z contains infinite"),
+    ("DCGAN forward NaN", lambda t: gan()(nanz()), ValueError, "z contains NaN"),
+    ("DCGAN generate ints", lambda t: gan().generate(torch.zeros(2, 4, dtype=torch.int32)), TypeError, "floating"),
+    (
+        "DCGAN labels to an unconditional model",
+        lambda t: gan().generate(torch.zeros(2, 4), torch.zeros(2).long()),
+        ValueError,
+        "class-conditional",
+    ),
+    ("cGAN without labels", lambda t: cgan().generate(torch.zeros(2, 4)), ValueError, "needs labels"),
+    (
+        "cGAN labels out of range",
+        lambda t: cgan().generate(torch.zeros(2, 4), torch.tensor([0, 3])),
+        ValueError,
+        r"labels must lie in \[0, 3\)",
+    ),
+    (
+        "cGAN negative labels",
+        lambda t: cgan().generate(torch.zeros(2, 4), torch.tensor([-1, 0])),
+        ValueError,
+        "labels must lie in",
+    ),
+    (
+        "cGAN float labels",
+        lambda t: cgan().generate(torch.zeros(2, 4), torch.tensor([0.0, 1.0])),
+        TypeError,
+        "labels must be an integer",
+    ),
+    (
+        "cGAN bool labels",
+        lambda t: cgan().generate(torch.zeros(2, 4), torch.tensor([True, False])),
+        TypeError,
+        "integer tensor of class ids",
+    ),
+    (
+        "cGAN labels wrong length",
+        lambda t: cgan().generate(torch.zeros(2, 4), torch.tensor([0, 1, 2])),
+        ValueError,
+        r"labels must have shape \(2\)",
+    ),
+    ("cGAN sample label 5", lambda t: cgan().sample(2, labels=5), ValueError, "labels must lie in"),
+    ("cGAN sample float label list", lambda t: cgan().sample(2, labels=[0.5, 1.0]), TypeError, "integer"),
+    ("DCGAN sample labels", lambda t: gan().sample(2, labels=1), ValueError, "class-conditional"),
+    ("DCGAN sample 0", lambda t: gan().sample(0), ValueError, "n must be > 0"),
+    ("DCGAN sample string generator", lambda t: gan().sample(2, generator="seed"), TypeError, "torch.Generator"),
+    ("DCGAN sample 10^12", lambda t: gan().sample(10**12), ValueError, SIZE),
+    ("DCGAN d_loss NaN images", lambda t: gan().d_loss(img(fill=NAN)), ValueError, "NaN"),
+    ("DCGAN d_loss pixels in [-1, 1]", lambda t: gan().d_loss(img() * 2 - 1), ValueError, r"lie in \[0.0, 1.0\]"),
+    ("DCGAN d_loss wrong shape", lambda t: gan().d_loss(torch.rand(2, 784)), ValueError, "shape"),
+    ("DCGAN g_loss generator", lambda t: gan().g_loss(img(), generator=NPGEN), TypeError, "torch.Generator"),
+    ("cGAN d_loss without labels", lambda t: cgan().d_loss(img()), ValueError, "needs labels"),
+    (
+        "cGAN d_loss labels out of range",
+        lambda t: cgan().d_loss((img(), torch.tensor([0, 9]))),
+        ValueError,
+        "labels must lie in",
+    ),
+    ("ToyGAN generate wrong width", lambda t: toy().generate(torch.zeros(2, 4)), ValueError, r"shape \(N, 3\)"),
+    ("ToyGAN generate NaN", lambda t: toy()(nanz(d=3)), ValueError, "z contains NaN"),
+    (
+        "ToyGAN generate labels",
+        lambda t: toy().generate(torch.zeros(2, 3), torch.zeros(2)),
+        ValueError,
+        "class-conditional",
+    ),
+    ("ToyGAN odd batch for pack 2", lambda t: toy().d_loss(torch.zeros(3, 2)), ValueError, "multiple of pack=2"),
+    ("ToyGAN NaN points", lambda t: toy().d_loss(nanz(d=2)), ValueError, "x contains NaN"),
+    ("ToyGAN 3-D points", lambda t: toy().d_loss(torch.zeros(2, 3)), ValueError, r"x must have shape \(N, 2\)"),
+    ("VAEGAN decode NaN", lambda t: vg().decode(nanz()), ValueError, "z contains NaN"),
+    ("VAEGAN decode wrong width", lambda t: vg().decode(torch.zeros(2, 3)), ValueError, r"shape \(N, 4\)"),
+    ("VAEGAN encode NaN", lambda t: vg().encode(img(fill=NAN)), ValueError, "NaN"),
+    ("VAEGAN forward out of range", lambda t: vg()(img(fill=-0.5)), ValueError, r"lie in \[0.0, 1.0\]"),
+    ("VAEGAN reconstruct wrong shape", lambda t: vg().reconstruct(torch.rand(2, 28, 28)), ValueError, "shape"),
+    ("VAEGAN d_loss NaN", lambda t: vg().d_loss(img(fill=NAN)), ValueError, "NaN"),
+    ("VAEGAN sample 0", lambda t: vg().sample(0), ValueError, "n must be > 0"),
+    ("VAEGAN sample numpy generator", lambda t: vg().sample(2, generator=NPGEN), TypeError, "torch.Generator"),
+    ("GPT float ids", lambda t: gpt()(torch.zeros(1, 4)), TypeError, "integer tensor of token ids"),
+    ("GPT bool ids", lambda t: gpt()(torch.zeros(1, 4, dtype=torch.bool)), TypeError, "integer tensor"),
+    ("GPT 1-D ids", lambda t: gpt()(ids(4)), ValueError, "idx must have 2 dimensions"),
+    ("GPT 3-D ids", lambda t: gpt()(ids(1, 2, 3)), ValueError, "idx must have 2 dimensions"),
+    ("GPT id 11 of 11", lambda t: gpt()(torch.tensor([[0, 11]])), ValueError, r"outside the vocabulary \[0, 10\]"),
+    ("GPT negative id", lambda t: gpt()(torch.tensor([[-1, 0]])), ValueError, "outside the vocabulary"),
+    ("GPT uint8 id 255", lambda t: gpt()(torch.tensor([[255]], dtype=torch.uint8)), ValueError, "outside the vocab"),
+    ("GPT too long", lambda t: _gpt_long(), ValueError, "exceeds block_size=8"),
+    ("GPT empty", lambda t: gpt()(torch.zeros(1, 0, dtype=torch.long)), ValueError, "empty"),
+    ("GPT list ids", lambda t: gpt()([[1, 2]]), TypeError, "torch.Tensor of token ids"),
+    ("GPT targets shape", lambda t: gpt()(ids(1, 4), ids(1, 3)), ValueError, "targets must have the shape"),
+    ("GPT float targets", lambda t: gpt()(ids(1, 4), torch.zeros(1, 4)), TypeError, "targets must be an integer"),
+    ("GPT targets out of range", lambda t: gpt()(ids(1, 4), ids(1, 4) + 20), ValueError, "targets holds token ids"),
+    ("GPT loss of one tensor", lambda t: gpt().loss(ids(1, 4)), TypeError, r"batch \(x, y\)"),
+    ("GPT generate -1 tokens", lambda t: gpt().generate(ids(1, 2), -1), ValueError, "max_new_tokens must be >= 0"),
+    ("GPT generate temperature 0", lambda t: gpt().generate(ids(1, 2), 2, temperature=0), ValueError, "greedy"),
+    ("GPT generate top_k 0", lambda t: gpt().generate(ids(1, 2), 2, top_k=0), ValueError, "top_k must be >= 1"),
+    ("GPT generate top_p 1.5", lambda t: gpt().generate(ids(1, 2), 2, top_p=1.5), ValueError, r"top_p must be in"),
+    (
+        "GPT generate numpy generator",
+        lambda t: gpt().generate(ids(1, 2), 2, generator=NPGEN),
+        TypeError,
+        "torch.Generator",
+    ),
+    ("GPT generate 10^12 tokens", lambda t: gpt().generate(ids(1, 2), 10**12), ValueError, "would need"),
+    ("GPT sample 2-D prompt", lambda t: gpt().sample(2, prompt=ids(1, 2)), ValueError, "prompt must have 1 dim"),
+    ("GPT sample float prompt", lambda t: gpt().sample(2, prompt=torch.tensor([1.5])), TypeError, "prompt must be"),
+    ("GPT sample prompt out of range", lambda t: gpt().sample(2, prompt=torch.tensor([12])), ValueError, "vocab"),
+    ("GPT attention_maps floats", lambda t: gpt().attention_maps(torch.zeros(1, 3)), TypeError, "integer"),
+    ("GPT attention_maps too long", lambda t: gpt().attention_maps(ids(1, 9)), ValueError, "exceeds block_size"),
+    ("GPT optimizer betas", lambda t: gpt().configure_optimizers(betas=(1.5, 0.9)), ValueError, "betas must be two"),
+    ("GPT optimizer lr 0", lambda t: gpt().configure_optimizers(lr=0.0), ValueError, "lr must be > 0"),
+    (
+        "GPT optimizer weight decay NaN",
+        lambda t: gpt().configure_optimizers(weight_decay=NAN),
+        ValueError,
+        "weight_decay",
+    ),
+    ("estimate_mfu peak 0", lambda t: estimate_mfu(gpt().cfg, 10.0, 0.0), ValueError, "peak_flops must be > 0"),
+    ("LSTM float ids", lambda t: lstm()(torch.zeros(1, 3)), TypeError, "idx must be an integer"),
+    ("LSTM id out of range", lambda t: lstm()(torch.tensor([[11]])), ValueError, "outside the vocabulary"),
+    (
+        "LSTM state wrong shape",
+        lambda t: lstm()(ids(2, 3), state=(torch.zeros(1, 1, 8), torch.zeros(1, 1, 8))),
+        ValueError,
+        r"state must be \(h, c\) each of shape \(1, 2, 8\)",
+    ),
+    ("LSTM state a tensor", lambda t: lstm()(ids(2, 3), state=torch.zeros(1, 2, 8)), TypeError, "pair"),
+    ("LSTM state of three", lambda t: lstm()(ids(2, 3), state=(torch.zeros(1, 2, 8),) * 3), TypeError, "pair"),
+    (
+        "LSTM int state",
+        lambda t: lstm()(ids(2, 3), state=(torch.zeros(1, 2, 8, dtype=torch.long),) * 2),
+        TypeError,
+        "state h must be a floating",
+    ),
+    ("LSTM targets shape", lambda t: lstm()(ids(2, 3), ids(2, 2)), ValueError, "targets must have the shape"),
+    ("LSTM loss of a triple", lambda t: lstm().loss((ids(1, 2),) * 3), TypeError, r"batch \(x, y\)"),
+    ("LSTM generate top_k -1", lambda t: lstm().generate(ids(1, 2), 2, top_k=-1), ValueError, "top_k must be"),
+    ("LSTM generate top_k float", lambda t: lstm().generate(ids(1, 2), 2, top_k=2.5), TypeError, "top_k must be an"),
+    ("LSTM sample bool prompt", lambda t: lstm().sample(2, prompt=torch.tensor([True])), TypeError, "prompt must be"),
+    ("LSTM sample -1", lambda t: lstm().sample(-1), ValueError, "max_new_tokens must be >= 0"),
+    ("n-gram fit floats", lambda t: NGram(NGramConfig(vocab_size=5)).fit(torch.zeros(4)), TypeError, "integer"),
+    ("n-gram fit 2-D", lambda t: NGram(NGramConfig(vocab_size=5)).fit(ids(2, 2, high=5)), ValueError, "1 dim"),
+    ("n-gram fit out of range", lambda t: NGram(NGramConfig(vocab_size=5)).fit(torch.arange(6)), ValueError, "vocab"),
+    ("n-gram before fit", lambda t: NGram(NGramConfig()).log_prob(torch.arange(3)), RuntimeError, "call fit"),
+    ("n-gram float context", lambda t: ng().next_distribution([1.5, 2.0]), TypeError, "context must be an integer"),
+    ("n-gram 2-D context", lambda t: ng().next_distribution([[1, 2]]), ValueError, "context must have 1 dim"),
+    ("n-gram bool context", lambda t: ng().next_distribution([True]), TypeError, "context must be an integer"),
+    ("n-gram context out of range", lambda t: ng().next_distribution([11]), ValueError, "outside the vocabulary"),
+    ("n-gram string context", lambda t: ng().next_distribution("ab"), TypeError, "sequence of token ids"),
+    ("n-gram float prompt", lambda t: ng().sample(3, prompt=[0.7]), TypeError, "prompt must be an integer"),
+    (
+        "n-gram 2-D prompt",
+        lambda t: ng().sample(3, prompt=torch.zeros(2, 2, dtype=torch.long)),
+        ValueError,
+        "prompt must have 1 dim",
+    ),
+    ("n-gram sample -1", lambda t: ng().sample(-1), ValueError, "max_new_tokens must be >= 0"),
+    ("n-gram sample temperature NaN", lambda t: ng().sample(3, temperature=NAN), ValueError, "temperature"),
+    ("n-gram sample numpy generator", lambda t: ng().sample(3, generator=NPGEN), TypeError, "torch.Generator"),
+    ("n-gram nll of floats", lambda t: ng().nll(torch.zeros(3)), TypeError, "integer"),
+    ("mixture 3-D points", lambda t: gm().log_prob(torch.zeros(4, 3)), ValueError, r"x must have shape \(N, 2\)"),
+    ("mixture NaN points", lambda t: gm().log_prob(nanz(d=2)), ValueError, "x contains NaN"),
+    ("mixture int points", lambda t: gm().log_prob(torch.zeros(2, 2, dtype=torch.long)), TypeError, "floating"),
+    ("mixture loss NaN", lambda t: gm().loss(nanz(d=2)), ValueError, "batch points contains NaN"),
+    (
+        "mixture weights <= 0",
+        lambda t: gm().set_parameters(torch.tensor([1.0, 0.0]), torch.zeros(2, 2), torch.eye(2).expand(2, 2, 2)),
+        ValueError,
+        "weights must all be > 0",
+    ),
+    (
+        "mixture covariance not PD",
+        lambda t: gm().set_parameters(torch.ones(2), torch.zeros(2, 2), -torch.eye(2).expand(2, 2, 2)),
+        ValueError,
+        "positive definite",
+    ),
+    ("mixture init method", lambda t: gm().init_from_data(torch.zeros(4, 2), method="kmeans"), ValueError, "method"),
+    (
+        "mixture init generator",
+        lambda t: gm().init_from_data(torch.rand(4, 2), generator=NPGEN),
+        TypeError,
+        "torch.Generator",
+    ),
+    ("mixture sample generator", lambda t: gm().sample(3, generator=NPGEN), TypeError, "torch.Generator"),
+    ("mixture sample 0", lambda t: gm().sample(0), ValueError, "n must be > 0"),
+    ("kmeans++ k > n", lambda t: kmeans_plus_plus(torch.rand(2, 2), 3), ValueError, "need at least k=3 points"),
+    ("kmeans++ generator", lambda t: kmeans_plus_plus(torch.rand(4, 2), 2, generator=1), TypeError, "Generator"),
+    ("fit_em steps 0", lambda t: fit_em(MixtureConfig(n_components=2), torch.rand(8, 2), steps=0), ValueError, "steps"),
+    ("fit_em tol inf", lambda t: fit_em(MixtureConfig(n_components=2), torch.rand(8, 2), tol=INF), ValueError, "tol"),
+    ("fit_em a VAE", lambda t: fit_em(vae(), torch.rand(8, 2)), TypeError, "GaussianMixture or MixtureConfig"),
+    ("fit_em too few points", lambda t: fit_em(gm(), torch.rand(1, 2)), ValueError, "at least n_components=2"),
+    ("classifier wrong shape", lambda t: clf()(torch.rand(2, 784)), ValueError, r"shape \(N, 1, 28, 28\)"),
+    (
+        "classifier int images",
+        lambda t: clf().features(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)),
+        TypeError,
+        "floating",
+    ),
+    ("classifier loss without labels", lambda t: clf().loss(img()), ValueError, "needs \\(images, labels\\)"),
+    (
+        "classifier loss labels 10",
+        lambda t: clf().loss((img(), torch.tensor([0, 10]))),
+        ValueError,
+        r"labels must lie in \[0, 10\)",
+    ),
+    ("classifier loss float labels", lambda t: clf().loss((img(), torch.zeros(2))), TypeError, "labels must be an int"),
+    (
+        "classifier loss bool labels",
+        lambda t: clf().loss((img(), torch.ones(2, dtype=torch.bool))),
+        TypeError,
+        "class ids",
+    ),
+    ("classifier loss label count", lambda t: clf().loss((img(), torch.zeros(3).long())), ValueError, "labels must"),
+    ("mlp one size", lambda t: mlp([3]), ValueError, "at least 2 sizes"),
+    ("mlp size 0", lambda t: mlp([3, 0]), ValueError, r"mlp sizes\[1\] must be > 0"),
+    ("mlp 10^6 wide", lambda t: mlp([10**6, 10**6]), ValueError, SIZE),
+    ("ConvEncoder28 on 32x32", lambda t: ConvEncoder28(4)(torch.rand(1, 1, 32, 32)), ValueError, "28, 28"),
+    ("ConvDecoder28 norm 1", lambda t: ConvDecoder28(4, norm=1), TypeError, "norm must be a bool"),
+    (
+        "ConvDecoder28 batch of one",
+        lambda t: ConvDecoder28(4, 4, norm=True)(torch.zeros(1, 4)),
+        ValueError,
+        "batch of one",
+    ),
+    ("random_shift 3-D", lambda t: random_shift(torch.rand(1, 28, 28), 1), ValueError, r"\(B, C, H, W\)"),
+    ("random_shift -1", lambda t: random_shift(img(), -1), ValueError, "max_shift must be >= 0"),
+    ("random_shift generator", lambda t: random_shift(img(), 1, generator=NPGEN), TypeError, "torch.Generator"),
+    ("reparameterize shapes", lambda t: reparameterize(torch.zeros(2, 2), torch.zeros(2, 1)), ValueError, "same shape"),
+    ("reparameterize generator", lambda t: reparameterize(torch.zeros(2), torch.zeros(2), 0), TypeError, "Generator"),
+    ("EMA decay 1", lambda t: EMA(torch.nn.Linear(1, 1), decay=1.0), ValueError, r"decay must be in \[0, 1\)"),
+    ("EMA of a tensor", lambda t: EMA(torch.zeros(1)), TypeError, "EMA needs an nn.Module"),
+    ("rope_tables odd head", lambda t: rope_tables(4, 3), ValueError, "positive even number"),
+    ("rope_tables 2^40 positions", lambda t: rope_tables(2**40, 64), ValueError, SIZE.replace(r"\w+", "values")),
+    ("KVCache batch 0", lambda t: KVCache(1, 0, 1, 4, 2, device="cpu", dtype=torch.float32), ValueError, "batch"),
+    ("KVCache 2^40", lambda t: KVCache(1, 2**20, 1, 2**20, 2, device="cpu", dtype=torch.float32), ValueError, "need"),
+    ("attention n_head 0", lambda t: CausalSelfAttention(8, 0), ValueError, "n_head must be > 0"),
+    ("attention indivisible", lambda t: CausalSelfAttention(8, 3), ValueError, "divisible"),
+    ("interpolate shapes", lambda t: interpolate(torch.zeros(3), torch.zeros(4), 5), ValueError, r"z1 must have shape"),
+    ("interpolate NaN", lambda t: interpolate(torch.ones(3), torch.full((3,), NAN), 5), ValueError, "z1 contains NaN"),
+    ("interpolate steps 0", lambda t: interpolate(torch.ones(3), torch.ones(3), 0), ValueError, "steps must be > 0"),
+    (
+        "interpolate 2-D",
+        lambda t: interpolate(torch.ones(1, 3), torch.ones(1, 3), 4),
+        ValueError,
+        r"z0 must have shape",
+    ),
+]
+# --------------------------------------------------------------------------- tokenizers, loaders, text
+
+TOKEN_ROWS = [
+    ("char from empty text", lambda t: CharTokenizer.from_text(""), ValueError, "text is empty"),
+    ("char from bytes", lambda t: CharTokenizer.from_text(b"abc"), TypeError, "text must be a str"),
+    ("char duplicate chars", lambda t: CharTokenizer(["a", "a"]), ValueError, "distinct"),
+    ("char multi-character token", lambda t: CharTokenizer(["ab"]), ValueError, "single characters"),
+    ("char unk of two characters", lambda t: CharTokenizer(["a"], unk="??"), ValueError, "unk must be a single"),
+    ("char encode an int", lambda t: char().encode(3), TypeError, "text must be a str"),
+    ("char encode errors", lambda t: char().encode("h", errors="ignore"), ValueError, "errors must be"),
+    ("char strict unknown", lambda t: char().encode("hz", errors="strict"), ValueError, "'z'.*position 1"),
+    ("char decode floats", lambda t: char().decode([1.5]), TypeError, "token ids must be integers"),
+    ("char decode bools", lambda t: char().decode([True, False]), TypeError, "token ids must be integers"),
+    ("char decode 2-D", lambda t: char().decode([[1, 2]]), ValueError, "1-D sequence"),
+    ("char decode out of range", lambda t: char().decode([99]), ValueError, "token ids must be in"),
+    ("char decode negative", lambda t: char().decode([-1]), ValueError, "token ids must be in"),
+    ("char decode a float tensor", lambda t: char().decode(torch.zeros(2)), TypeError, "integers"),
+    ("BPE vocab 100", lambda t: BPETokenizer.train("abc", 100), ValueError, ">= 256"),
+    ("BPE vocab 2^40", lambda t: BPETokenizer.train("abc abc", 2**40), ValueError, "at most 1,048,576"),
+    ("BPE vocab 2^32 - 1", lambda t: BPETokenizer.train("abc abc", 2**32 - 1), ValueError, "at most"),
+    ("BPE vocab float", lambda t: BPETokenizer.train("abc", 300.0), TypeError, "vocab_size must be an int"),
+    ("BPE empty text", lambda t: BPETokenizer.train("", 300), ValueError, "text is empty"),
+    ("BPE text of ints", lambda t: BPETokenizer.train([1, 2], 300), TypeError, "item of type int"),
+    ("BPE text an int", lambda t: BPETokenizer.train(3, 300), TypeError, "text must be a str"),
+    ("BPE min_frequency -1", lambda t: BPETokenizer.train("abc", 300, min_frequency=-1), ValueError, "min_frequency"),
+    ("BPE encode None", lambda t: bpe().encode(None), TypeError, "text must be a str"),
+    ("BPE decode out of range", lambda t: bpe().decode([10**6]), ValueError, "token ids must be in"),
+    ("BPE decode floats", lambda t: bpe().decode(np.array([1.0])), TypeError, "integers"),
+    ("BPE token_strings out of range", lambda t: bpe().token_strings([10**6]), ValueError, "token ids must be in"),
+    ("bpe_merges of bytes", lambda t: bpe_merges(b"abc", 2), TypeError, "text must be a str"),
+    ("bpe_merges -1", lambda t: bpe_merges("abc", -1), ValueError, "n_merges must be >= 0"),
+    ("check_token_ids list", lambda t: check_token_ids("ids", [1, 2], 5), TypeError, "ids must be a torch.Tensor"),
+    ("check_token_ids floats", lambda t: check_token_ids("ids", torch.zeros(2), 5), TypeError, "integer tensor"),
+    (
+        "check_token_ids complex",
+        lambda t: check_token_ids("ids", torch.zeros(2, dtype=torch.cfloat), 5),
+        TypeError,
+        "integer tensor",
+    ),
+    (
+        "check_token_ids empty",
+        lambda t: check_token_ids("ids", torch.zeros(0, dtype=torch.long), 5),
+        ValueError,
+        "empty",
+    ),
+    ("check_token_ids rank", lambda t: check_token_ids("ids", ids(1, 1, 1), 11), ValueError, "1 or 2 dimensions"),
 ]
 
 
-@pytest.mark.parametrize("name, fn, exc, match", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_refused_clearly(tmp_path, name, fn, exc, match):
+def _loader_of(n=5, b=2, **kw):
+    return TensorLoader(torch.zeros(n, 2), batch_size=b, **kw)
+
+
+DATA_ROWS = [
+    ("loader of nothing", lambda t: TensorLoader(batch_size=2), ValueError, "at least one tensor"),
+    ("loader of a list", lambda t: TensorLoader([1, 2], batch_size=2), TypeError, "tensor 0 must be a torch.Tensor"),
+    ("empty dataset", lambda t: make_loader(torch.zeros(0, 2), batch_size=2), ValueError, "empty"),
+    ("0-d tensor dataset", lambda t: make_loader(torch.tensor(1.0), batch_size=2), ValueError, "empty"),
+    (
+        "mismatched tensors",
+        lambda t: make_loader(torch.zeros(4), torch.zeros(5), batch_size=2),
+        ValueError,
+        "same first dimension",
+    ),
+    ("zero batch size", lambda t: make_loader(torch.zeros(4, 2), batch_size=0), ValueError, "batch_size must be > 0"),
+    ("float batch size", lambda t: make_loader(torch.zeros(4, 2), batch_size=2.0), TypeError, "batch_size must be an"),
+    ("bool batch size", lambda t: make_loader(torch.zeros(4, 2), batch_size=True), TypeError, "batch_size must be an"),
+    ("drop_last with too few", lambda t: _loader_of(3, 4, drop_last=True), ValueError, "gives no batch"),
+    ("loader numpy generator", lambda t: _loader_of(generator=NPGEN), TypeError, "torch.Generator"),
+    ("loader int generator", lambda t: _loader_of(generator=7), TypeError, "torch.Generator"),
+    ("loader shuffle string", lambda t: _loader_of(shuffle="yes"), TypeError, "shuffle must be a bool"),
+    ("loader drop_last 1", lambda t: _loader_of(drop_last=1), TypeError, "drop_last must be a bool"),
+    ("iter_from(-1)", lambda t: _loader_of().iter_from(-1), ValueError, "start must be >= 0"),
+    ("iter_from past the end", lambda t: _loader_of().iter_from(4), ValueError, r"at most len\(loader\) = 3"),
+    ("iter_from(1.0)", lambda t: _loader_of().iter_from(1.0), TypeError, "start must be an int"),
+    ("set_epoch(-1)", lambda t: _loader_of().set_epoch(-1), ValueError, "epoch must be >= 0"),
+    ("MNIST split", lambda t: load_mnist("val"), ValueError, "split must be 'train' or 'test'"),
+    ("MNIST limit 0", lambda t: load_mnist(limit=0), ValueError, "limit must be > 0"),
+    ("MNIST limit float", lambda t: load_mnist(limit=10.0), TypeError, "limit must be an int"),
+    ("MNIST loaders batch 0", lambda t: mnist_loaders(0), ValueError, "batch_size must be > 0"),
+    ("MNIST loaders generator", lambda t: mnist_loaders(8, generator=NPGEN), TypeError, "torch.Generator"),
+    ("digits split", lambda t: load_digits8("all"), ValueError, "split must be"),
+    ("toy name", lambda t: toy_2d("circle", 10), ValueError, "name must be one of"),
+    ("toy n 0", lambda t: toy_2d("ring", 0), ValueError, "n must be > 0"),
+    ("toy n 2^40", lambda t: toy_2d("ring", 2**40), ValueError, SIZE.replace(r"\w+", "values")),
+    ("toy noise -1", lambda t: toy_2d("moons", 10, noise=-1.0), ValueError, "noise must be >= 0"),
+    ("toy noise inf", lambda t: toy_2d("moons", 10, noise=INF), ValueError, "noise must be finite"),
+    ("toy noise NaN", lambda t: toy_2d("moons", 10, noise=NAN), ValueError, "noise must be >= 0"),
+    ("toy numpy generator", lambda t: toy_2d("ring", 10, generator=NPGEN), TypeError, "torch.Generator"),
+    ("toy int generator", lambda t: toy_2d("spirals", 10, generator=0), TypeError, "torch.Generator"),
+]
+
+TEXT_ROWS = [
+    ("windows of a list", lambda t: batch_windows([1, 2, 3], 2, 1), TypeError, "1-D torch.Tensor"),
+    ("windows of 2-D ids", lambda t: batch_windows(ids(2, 10), 2, 1), ValueError, "1-D integer tensor"),
+    ("windows of floats", lambda t: batch_windows(torch.zeros(10), 2, 1), ValueError, "integer tensor"),
+    ("windows of bools", lambda t: batch_windows(torch.ones(10, dtype=torch.bool), 2, 1), ValueError, "integer tensor"),
+    ("windows block 0", lambda t: batch_windows(ids(10), 0, 1), ValueError, "block_size must be > 0"),
+    ("windows batch 0", lambda t: batch_windows(ids(10), 2, 0), ValueError, "batch_size must be > 0"),
+    ("windows too short", lambda t: batch_windows(ids(4), 4, 1), ValueError, "needs at least 5"),
+    ("windows numpy generator", lambda t: batch_windows(ids(10), 2, 1, generator=NPGEN), TypeError, "Generator"),
+    ("windows batch 2^40", lambda t: batch_windows(ids(10), 2, 2**40), ValueError, "would need"),
+    ("stream steps 0", lambda t: text_loader(ids(10), 2, 1, steps_per_epoch=0), ValueError, "steps_per_epoch"),
+    ("stream steps 10^12", lambda t: text_loader(ids(10), 2, 4, steps_per_epoch=10**12), ValueError, "would need"),
+    ("stream int generator", lambda t: text_loader(ids(10), 2, 1, generator=3), TypeError, "torch.Generator"),
+    (
+        "stream iter_from(-1)",
+        lambda t: text_loader(ids(10), 2, 1, steps_per_epoch=3).iter_from(-1),
+        ValueError,
+        "start must be >= 0",
+    ),
+    ("BPTT rows too short", lambda t: list(bptt_batches(ids(10), 4, 4)), ValueError, "rows of 2 < block_size=4"),
+    ("BPTT loader too short", lambda t: BPTTLoader(ids(10), 4, 4), ValueError, "rows of 2"),
+    ("BPTT iter_from(-1)", lambda t: BPTTLoader(ids(20), 2, 2).iter_from(-1), ValueError, "start must be >= 0"),
+    ("evaluate_lm n_batches 0", lambda t: evaluate_lm(gpt(), ids(20), 4, 2, n_batches=0), ValueError, "n_batches"),
+    ("evaluate_lm generator", lambda t: evaluate_lm(gpt(), ids(20), 4, 2, generator=NPGEN), TypeError, "Generator"),
+    ("sliding_nats block 1", lambda t: sliding_nats(gpt(), ids(20), 1), ValueError, "block_size must be >= 2"),
+    ("bits_per_char 0 chars", lambda t: bits_per_char(1.0, 0.0), ValueError, "chars_per_token must be > 0"),
+    ("bits_per_char inf chars", lambda t: bits_per_char(1.0, INF), ValueError, "chars_per_token must be finite"),
+    ("corpus name", lambda t: load_corpus("french"), ValueError, "corpus name must be one of"),
+    ("corpus split", lambda t: load_corpus("english", "test"), ValueError, "split must be one of"),
+]
+
+# --------------------------------------------------------------------------- sampling filters
+
+SAMPLING_ROWS = [
+    ("greedy of a list", lambda t: greedy([1.0, 2.0]), TypeError, "logits must be a torch.Tensor"),
+    ("greedy of ints", lambda t: greedy(torch.zeros(3, dtype=torch.long)), TypeError, "floating-point"),
+    ("greedy NaN", lambda t: greedy(bad_logits(NAN)), ValueError, "logits contain NaN"),
+    ("greedy empty vocabulary", lambda t: greedy(torch.zeros(2, 0)), ValueError, r"V >= 1"),
+    ("greedy 0-d", lambda t: greedy(torch.tensor(1.0)), ValueError, r"shape \(\.\.\., V\)"),
+    ("temperature 0", lambda t: apply_temperature(logits(5), 0), ValueError, "temperature must be a finite number > 0"),
+    ("temperature NaN", lambda t: apply_temperature(logits(5), NAN), ValueError, "temperature"),
+    ("temperature inf", lambda t: apply_temperature(logits(5), INF), ValueError, "finite"),
+    ("temperature string", lambda t: apply_temperature(logits(5), "1"), TypeError, "temperature must be a number"),
+    ("temperature 1e-40 overflows", lambda t: apply_temperature(logits(5) + 10, 1e-40), ValueError, "overflows"),
+    ("temperature NaN logits", lambda t: apply_temperature(bad_logits(NAN), 1.0), ValueError, "NaN"),
+    ("top_k 0", lambda t: top_k_filter(logits(5), 0), ValueError, "top_k must be >= 1"),
+    ("top_k float", lambda t: top_k_filter(logits(5), 2.5), TypeError, "top_k must be an int"),
+    ("top_k bool", lambda t: top_k_filter(logits(5), True), TypeError, "top_k must be an int"),
+    ("top_k NaN logits", lambda t: top_k_filter(bad_logits(NAN), 2), ValueError, "NaN"),
+    ("top_p 0", lambda t: top_p_filter(logits(5), 0.0), ValueError, r"top_p must be in \(0, 1\]"),
+    ("top_p 1.5", lambda t: top_p_filter(logits(5), 1.5), ValueError, r"top_p must be in"),
+    ("top_p NaN", lambda t: top_p_filter(logits(5), NAN), ValueError, r"top_p must be in"),
+    ("top_p +inf logits", lambda t: top_p_filter(bad_logits(INF), 0.9), ValueError, r"\+inf"),
+    ("sample NaN logits", lambda t: sample_next(bad_logits(NAN)), ValueError, "logits contain NaN"),
+    ("sample +inf logits", lambda t: sample_next(bad_logits(INF)), ValueError, r"\+inf"),
+    ("sample a fully masked row", lambda t: sample_next(masked_row()), ValueError, "every logit of a row is -inf"),
+    ("sample NaN logits, cold", lambda t: sample_next(bad_logits(NAN), temperature=1e-40), ValueError, "NaN"),
+    ("sample numpy generator", lambda t: sample_next(logits(5), generator=NPGEN), TypeError, "torch.Generator"),
+    ("sample int generator", lambda t: sample_next(logits(5), generator=1), TypeError, "torch.Generator"),
+    ("sample generator on cuda", lambda t: check_generator("generator", cuda_gen(), "cpu"), ValueError, "CPU"),
+    ("sample temperature string", lambda t: sample_next(logits(5), temperature="hot"), TypeError, "number"),
+    ("sample top_p -1", lambda t: sample_next(logits(5), top_p=-1.0), ValueError, "top_p"),
+    ("choose_next 3-D", lambda t: choose_next(logits(2, 3, 5)), ValueError, r"shape \(B, V\), got \(2, 3, 5\)"),
+    ("choose_next 1-D", lambda t: choose_next(logits(5), greedy=True), ValueError, r"shape \(B, V\)"),
+    ("choose_next NaN greedy", lambda t: choose_next(bad_logits(NAN), greedy=True), ValueError, "NaN"),
+    ("check_sampling top_k string", lambda t: check_sampling(top_k="5"), TypeError, "top_k must be an int"),
+    (
+        "generate_tokens 1-D idx",
+        lambda t: generate_tokens(lambda o, s: (logits(1, 5), s), ids(3), 2),
+        ValueError,
+        r"idx must be a \(B, T\) tensor",
+    ),
+    (
+        "generate_tokens -1",
+        lambda t: generate_tokens(lambda o, s: (logits(1, 5), s), ids(1, 3), -1),
+        ValueError,
+        "max_new_tokens",
+    ),
+    (
+        "generate_tokens 10^12",
+        lambda t: generate_tokens(lambda o, s: (logits(1, 5), s), ids(1, 3), 10**12),
+        ValueError,
+        "would need",
+    ),
+    (
+        "generate_tokens NaN from the model",
+        lambda t: generate_tokens(lambda o, s: (bad_logits(NAN)[1:], s), ids(1, 3), 2),
+        ValueError,
+        "NaN",
+    ),
+]
+# --------------------------------------------------------------------------- metrics
+
+
+def _iq(**kw):
+    return image_quality(clf(), img(8), img(8), **{"n": 8, **kw})
+
+
+METRIC_ROWS = [
+    ("features of flat images", lambda t: classifier_features(clf(), torch.rand(2, 784)), ValueError, "shape"),
+    ("features of NaN images", lambda t: classifier_features(clf(), img(fill=NAN)), ValueError, "NaN"),
+    ("features batch 0", lambda t: classifier_features(clf(), img(), batch_size=0), ValueError, "batch_size"),
+    ("FID of one sample", lambda t: frechet_distance(feats(1), feats(4)), ValueError, "feat_a has 1 samples"),
+    ("FID dimensions differ", lambda t: frechet_distance(feats(4, 3), feats(4, 2)), ValueError, "D=3.*D=2"),
+    ("FID NaN features", lambda t: frechet_distance(nanz(4, 3), feats(4)), ValueError, "feat_a contains NaN"),
+    ("FID 1-D features", lambda t: frechet_distance(torch.zeros(4), torch.zeros(4)), ValueError, r"2-D \(N, D\)"),
+    ("FID int features", lambda t: frechet_distance(np.zeros((4, 2), int), feats(4, 2)), TypeError, "floating"),
+    ("FID of strings", lambda t: frechet_distance("abc", feats(4)), TypeError, "feat_a must be a tensor or array"),
+    ("KID subset 1", lambda t: kid(feats(4), feats(4), subset_size=1), ValueError, "subset_size must be >= 2"),
+    (
+        "KID default subset on 8 samples",
+        lambda t: kid(feats(8), feats(8)),
+        ValueError,
+        "need at least 500 .*subset_size=500",
+    ),
+    ("KID n_subsets 0", lambda t: kid(feats(8), feats(8), subset_size=4, n_subsets=0), ValueError, "n_subsets"),
+    ("KID numpy generator", lambda t: kid(feats(8), feats(8), subset_size=4, generator=NPGEN), TypeError, "Generator"),
+    ("precision k 0", lambda t: precision_recall(feats(8), feats(8), k=0), ValueError, "k must be > 0"),
+    ("precision too few", lambda t: precision_recall(feats(3), feats(8), k=3), ValueError, r"real has 3 .*k=3"),
+    ("precision NaN fake", lambda t: precision_recall(feats(8), nanz(8, 3), k=2), ValueError, "fake contains NaN"),
+    (
+        "accuracy labels out of range",
+        lambda t: conditional_accuracy(clf(), img(), torch.tensor([0, 10])),
+        ValueError,
+        r"labels must lie in \[0, 10\)",
+    ),
+    ("accuracy negative labels", lambda t: conditional_accuracy(clf(), img(), [-1, 0]), ValueError, "lie in"),
+    ("accuracy float labels", lambda t: conditional_accuracy(clf(), img(), [0.0, 1.0]), TypeError, "labels must be"),
+    ("accuracy label count", lambda t: conditional_accuracy(clf(), img(), [0]), ValueError, r"shape \(2\)"),
+    ("accuracy NaN images", lambda t: conditional_accuracy(clf(), img(fill=NAN), [0, 1]), ValueError, "NaN"),
+    ("ring std inf", lambda t: ring_metrics(feats(8, 2), std=INF), ValueError, "std must be finite"),
+    ("ring radius 0", lambda t: ring_metrics(feats(8, 2), radius=0.0), ValueError, "radius must be > 0"),
+    ("ring 3-D samples", lambda t: ring_metrics(feats(8, 3)), ValueError, r"samples must have shape \(N, 2\)"),
+    ("ring NaN samples", lambda t: ring_metrics(nanz(4, 2)), ValueError, "samples contains NaN"),
+    ("ring min_share NaN", lambda t: ring_metrics(feats(8, 2), min_share=NAN), ValueError, "min_share"),
+    ("ring n_modes 0", lambda t: ring_metrics(feats(8, 2), n_modes=0), ValueError, "n_modes must be > 0"),
+    ("image_quality n=1", lambda t: _iq(n=1), ValueError, r"^n must be at least 4"),
+    ("image_quality n=0", lambda t: _iq(n=0), ValueError, "n must be > 0"),
+    ("image_quality kid_subset 0", lambda t: _iq(kid_subset=0), ValueError, "kid_subset must be > 0"),
+    ("image_quality kid_subset 1", lambda t: _iq(kid_subset=1), ValueError, r"kid_subset must be in \[2, n=8\]"),
+    ("image_quality kid_subset > n", lambda t: _iq(kid_subset=9), ValueError, "kid_subset must be in"),
+    ("image_quality too few real", lambda t: image_quality(clf(), img(4), img(8), n=8), ValueError, "real has 4"),
+    ("image_quality generator", lambda t: _iq(generator=NPGEN), TypeError, "torch.Generator"),
+    ("image_quality k 0", lambda t: _iq(k=0), ValueError, "k must be > 0"),
+    ("image_quality NaN fake", lambda t: image_quality(clf(), img(8), img(8, fill=NAN), n=8), ValueError, "NaN"),
+]
+
+# --------------------------------------------------------------------------- widgets (GENAI_BOOK unset)
+
+
+def _dec(z):
+    return torch.sigmoid(z.sum(1)).reshape(-1, 1, 1, 1).expand(-1, 1, 4, 4)
+
+
+def _slider(**kw):
+    return widgets.latent_slider(_dec, **{"mode": "static", "steps": 3, **kw})
+
+
+WIDGET_ROWS = [
+    ("decode_point NaN value", lambda t: widgets.decode_point(_dec, [NAN, 0.0]), ValueError, "values must be finite"),
+    ("decode_point inf value", lambda t: widgets.decode_point(_dec, [INF]), ValueError, "values must be finite"),
+    ("decode_point string values", lambda t: widgets.decode_point(_dec, "ab"), TypeError, "sequence of numbers"),
+    ("decode_point bool value", lambda t: widgets.decode_point(_dec, [True]), TypeError, "must hold numbers"),
+    ("decode_point not callable", lambda t: widgets.decode_point(3, [0.0]), TypeError, "callable"),
+    (
+        "decode_point 2 channels",
+        lambda t: widgets.decode_point(lambda z: torch.zeros(1, 2, 4, 4), [0.0]),
+        ValueError,
+        "2 channels.*1 \\(grey\\) or 3",
+    ),
+    (
+        "decode_point NaN output",
+        lambda t: widgets.decode_point(lambda z: torch.full((1, 1, 4, 4), NAN), [0.0]),
+        ValueError,
+        "NaN or infinite",
+    ),
+    (
+        "decode_point 4-D output",
+        lambda t: widgets.decode_point(lambda z: torch.zeros(1, 1, 1, 4, 4), [0.0]),
+        ValueError,
+        "cannot display",
+    ),
+    ("to_png NaN", lambda t: widgets.to_png(np.full((4, 4), NAN)), ValueError, "NaN or infinite"),
+    ("to_png channels first", lambda t: widgets.to_png(np.zeros((3, 5, 5))), ValueError, r"\(H, W, 3\)"),
+    ("to_png 1-D", lambda t: widgets.to_png(np.zeros(16)), ValueError, r"image must be \(H, W\)"),
+    ("to_png empty", lambda t: widgets.to_png(np.zeros((0, 4))), ValueError, r"image must be \(H, W\)"),
+    ("to_png strings", lambda t: widgets.to_png([["a"]]), TypeError, "array of numbers"),
+    ("to_png scale 0", lambda t: widgets.to_png(np.zeros((4, 4)), scale=0), ValueError, "scale must be > 0"),
+    ("to_png scale 2.5", lambda t: widgets.to_png(np.zeros((4, 4)), scale=2.5), TypeError, "scale must be an int"),
+    ("to_png scale 10^5", lambda t: widgets.to_png(np.zeros((4, 4)), scale=10**5), ValueError, "pixels"),
+    ("slider bounds NaN", lambda t: _slider(bounds=NAN), ValueError, "bounds must be finite"),
+    ("slider bounds inf", lambda t: _slider(bounds=INF), ValueError, "bounds must be finite"),
+    ("slider pair NaN", lambda t: _slider(bounds=[(0, NAN), (0, 1)]), ValueError, "bounds must be finite"),
+    ("slider low >= high", lambda t: _slider(bounds=[(1, 0), (0, 1)]), ValueError, "low < high"),
+    ("slider one pair for two dims", lambda t: _slider(bounds=[(0, 1)]), ValueError, "2 \\(low, high\\) pairs"),
+    ("slider bounds string", lambda t: _slider(bounds="wide"), TypeError, "bounds must be a number"),
+    ("slider fixed NaN", lambda t: _slider(fixed=[NAN]), ValueError, "fixed must be finite"),
+    ("slider fixed string", lambda t: _slider(fixed="0"), TypeError, "fixed must be a sequence"),
+    ("slider dims 0", lambda t: _slider(dims=0), ValueError, "dims must be a positive int"),
+    ("slider dims True", lambda t: _slider(dims=True), ValueError, "dims must be a positive int"),
+    ("slider steps 1", lambda t: _slider(steps=1), ValueError, "steps must be an int in"),
+    ("slider steps 10^6", lambda t: _slider(steps=10**6, mode="live"), ValueError, "steps must be an int in"),
+    ("slider names", lambda t: _slider(names=["a"]), ValueError, "names must have 2 entries"),
+    ("slider static too many frames", lambda t: _slider(steps=21), ValueError, "pre-render 441 frames"),
+    ("slider mode", lambda t: _slider(mode="fancy"), ValueError, "mode must be"),
+    ("slider scale 0", lambda t: _slider(scale=0), ValueError, "scale must be > 0"),
+    ("frames none", lambda t: widgets.frame_slider([], []), ValueError, "at least one frame"),
+    ("frames labels count", lambda t: widgets.frame_slider([np.zeros((2, 2))], ["a", "b"]), ValueError, "one label"),
+    (
+        "frames duplicate labels",
+        lambda t: widgets.frame_slider([np.zeros((2, 2))] * 2, ["a", "a"]),
+        ValueError,
+        "distinct",
+    ),
+    (
+        "frames of two shapes",
+        lambda t: widgets.frame_slider([np.zeros((2, 2)), np.zeros((3, 3))], ["a", "b"]),
+        ValueError,
+        "same shape",
+    ),
+    ("frames NaN", lambda t: widgets.frame_slider([np.full((2, 2), NAN)], ["a"]), ValueError, "NaN"),
+    ("text_sampler fn", lambda t: widgets.text_sampler(3, "hi"), TypeError, "continue_fn must be callable"),
+    ("text_sampler prompt", lambda t: widgets.text_sampler(print, 3), TypeError, "prompt must be a str"),
+    (
+        "text_sampler NaN temperature",
+        lambda t: widgets.text_sampler(print, "hi", grid=[(NAN, 0, 1.0)]),
+        ValueError,
+        "each grid entry",
+    ),
+    ("text_sampler top_p 0", lambda t: widgets.text_sampler(print, "hi", grid=[(1.0, 0, 0.0)]), ValueError, "grid"),
+    (
+        "text_sampler float top_k",
+        lambda t: widgets.text_sampler(print, "hi", grid=[(1.0, 2.5, 1.0)]),
+        ValueError,
+        "top_k >= 0 an int",
+    ),
+    ("text_sampler pair", lambda t: widgets.text_sampler(print, "hi", grid=[(1.0, 0)]), ValueError, "grid entry"),
+    ("text_sampler n 0", lambda t: widgets.text_sampler(print, "hi", n=0), ValueError, "n must be > 0"),
+    ("widget_mode", lambda t: widgets.widget_mode("fancy"), ValueError, "mode must be"),
+]
+
+# --------------------------------------------------------------------------- plotting, utils, checks
+
+
+def _hist():
+    h = History()
+    h.append(1, {"loss": 1.0})
+    return h
+
+
+PLOT_ROWS = [
+    ("grid of 2 channels", lambda t: plotting.grid_array(torch.zeros(2, 2, 4, 4)), ValueError, "C in \\(1, 3\\)"),
+    ("grid of nothing", lambda t: plotting.grid_array(torch.zeros(0, 1, 4, 4)), ValueError, "empty batch"),
+    ("grid nrow 0", lambda t: plotting.grid_array(torch.zeros(2, 1, 4, 4), nrow=0), ValueError, "nrow must be > 0"),
+    ("grid nrow -1", lambda t: plotting.image_grid(torch.zeros(2, 1, 4, 4), nrow=-1), ValueError, "nrow must be"),
+    ("grid pad -1", lambda t: plotting.grid_array(torch.zeros(2, 1, 4, 4), pad=-1), ValueError, "pad must be >= 0"),
+    ("latent map 3-D", lambda t: plotting.latent_map(torch.zeros(4, 3)), ValueError, r"z must be \(N, 2\)"),
+    ("curves of nothing", lambda t: plotting.training_curves(History()), ValueError, "no logs"),
+    ("curves missing key", lambda t: plotting.training_curves(_hist(), ["kl"]), KeyError, "no log named 'kl'"),
+    ("curves smooth -1", lambda t: plotting.training_curves(_hist(), smooth=-1), ValueError, "smooth must be >= 0"),
+    ("curves key as a string", lambda t: plotting.training_curves(_hist(), "kl"), KeyError, "no log named 'kl'"),
+    ("scatter 3-D", lambda t: plotting.scatter_2d(torch.zeros(4, 3)), ValueError, r"points must be \(N, 2\)"),
+    ("density resolution 0", lambda t: plotting.density_2d(gm().log_prob, resolution=0), ValueError, "resolution"),
+    ("density resolution 10^6", lambda t: plotting.density_2d(gm().log_prob, resolution=10**6), ValueError, "need"),
+    ("density lim NaN", lambda t: plotting.density_2d(gm().log_prob, lim=NAN), ValueError, "lim must be > 0"),
+    ("animate nothing", lambda t: plotting.animate([]), ValueError, "at least one frame"),
+]
+
+UTIL_ROWS = [
+    ("get_device tpu", lambda t: get_device("tpu"), ValueError, "device such as 'cpu'"),
+    (
+        "get_device cuda without CUDA",
+        lambda t: torch.cuda.is_available() and pytest.skip("CUDA here") or get_device("cuda"),
+        ValueError,
+        "CUDA is not available",
+    ),
+    ("seed -1", lambda t: seed_everything(-1), ValueError, "seed must be >= 0"),
+    ("seed float", lambda t: seed_everything(1.5), TypeError, "seed must be an int"),
+    ("noise negative shape", lambda t: normal_noise((-1, 2)), ValueError, r"shape\[0\] must be >= 0"),
+    ("noise int shape", lambda t: normal_noise(5), TypeError, "shape must be a tuple"),
+    ("noise float shape", lambda t: uniform_noise((2.0, 2)), TypeError, r"shape\[0\] must be an int"),
+    ("noise numpy generator", lambda t: normal_noise((2,), generator=NPGEN), TypeError, "torch.Generator"),
+    ("noise 2^40", lambda t: uniform_noise((2**20, 2**20)), ValueError, "would need"),
+    ("split_batch string", lambda t: split_batch("x"), TypeError, "batch must be a tensor"),
+    ("split_batch empty", lambda t: split_batch([]), ValueError, "empty tuple"),
+    ("show_source of 3", lambda t: show_source(3), TypeError, "show_source needs"),
+    ("check_positive inf", lambda t: check_positive("lr", INF, integer=False), ValueError, "lr must be finite"),
+    ("check_positive numpy int", lambda t: check_positive("n", np.int64(3)), TypeError, r"use int\(\.\.\.\)"),
+    ("check_probability NaN", lambda t: check_probability("p", NAN), ValueError, r"p must be in \[0, 1\]"),
+    ("check_tensor range", lambda t: check_tensor("x", torch.ones(2) * 2, value_range=(0, 1)), ValueError, "lie in"),
+]
+# --------------------------------------------------------------------------- recipes' argument checks
+
+
+def _recipes():
+    from genai_lib.recipes import gan, language, vae
+
+    return vae, gan, language
+
+
+RECIPE_ROWS = [
+    ("train_vae unknown", lambda t: _recipes()[0].train_vae("mlp3"), ValueError, "recipe must be one of"),
+    ("train_vae of an int", lambda t: _recipes()[0].train_vae(3), TypeError, "recipe must be a name"),
+    (
+        "train_vae custom without a name",
+        lambda t: _recipes()[0].train_vae(_recipes()[0].VAERecipe(VAEConfig(), 1, 1e-3)),
+        ValueError,
+        "needs a name",
+    ),
+    ("train_gan unknown", lambda t: _recipes()[1].train_gan("stylegan"), ValueError, "recipe must be one of"),
+    ("gan_model unknown", lambda t: _recipes()[1].gan_model("x"), ValueError, "recipe must be one of"),
+    ("GANRecipe of a VAEConfig", lambda t: _recipes()[1].GANRecipe(VAEConfig(), {"steps": 1}), TypeError, "config"),
+    ("GANRecipe without steps", lambda t: _recipes()[1].GANRecipe(DCGANConfig(), {}), ValueError, "'steps'"),
+    ("ring_model unknown", lambda t: _recipes()[1].ring_model("broken"), ValueError, "which must be one of"),
+    ("train_ring unknown", lambda t: _recipes()[1].train_ring("broken"), ValueError, "which must be one of"),
+    ("train_gpt of an LSTM", lambda t: _recipes()[2].train_gpt(lstm(), ids(50), steps=1), TypeError, "must be a GPT"),
+    (
+        "train_gpt min_lr > lr",
+        lambda t: _recipes()[2].train_gpt(gpt(), ids(50), steps=1, min_lr=1.0),
+        ValueError,
+        "min_lr must be <= lr",
+    ),
+    ("train_gpt float ids", lambda t: _recipes()[2].train_gpt(gpt(), torch.zeros(50), steps=1), TypeError, "ids"),
+    ("train_gpt steps 0", lambda t: _recipes()[2].train_gpt(gpt(), ids(50), steps=0), ValueError, "steps must be"),
+    ("train_lstm of a GPT", lambda t: _recipes()[2].train_lstm(gpt(), ids(50), steps=1), TypeError, "an LSTMLM"),
+    (
+        "train_lstm ids out of range",
+        lambda t: _recipes()[2].train_lstm(lstm(), ids(50) + 11, steps=1),
+        ValueError,
+        "outside the vocabulary",
+    ),
+    ("train_char_gpt recipe", lambda t: _recipes()[2].train_char_gpt(ids(50), 11, recipe=3), TypeError, "recipe"),
+]
+
+ROWS = (
+    CHECKPOINT_ROWS
+    + TRAIN_ROWS
+    + CONFIG_ROWS
+    + MODEL_ROWS
+    + TOKEN_ROWS
+    + DATA_ROWS
+    + TEXT_ROWS
+    + SAMPLING_ROWS
+    + METRIC_ROWS
+    + WIDGET_ROWS
+    + PLOT_ROWS
+    + UTIL_ROWS
+    + RECIPE_ROWS
+)
+
+
+def test_the_table_has_unique_readable_ids():
+    names = [r[0] for r in ROWS]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert len(ROWS) >= 300
+
+
+@pytest.mark.parametrize("name, fn, exc, match", ROWS, ids=[r[0] for r in ROWS])
+def test_bad_input_is_refused_clearly(tmp_path, monkeypatch, name, fn, exc, match):
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("GENAI_BOOK", raising=False)
     with pytest.raises(exc, match=match):
         fn(tmp_path)
     assert not os.path.exists("/tmp/genai_pwned"), "a malicious pickle ran code"
+
+
+# --------------------------------------------------------------------------- conversions instead of refusals
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32], ids=str)
+def test_small_integer_token_ids_are_converted(dtype):
+    x, y = ids(2, 5), ids(2, 5)
+    want_logits, want_loss = gpt()(x, y)
+    got_logits, got_loss = gpt()(x.to(dtype), y.to(dtype))
+    torch.testing.assert_close(got_logits, want_logits)
+    torch.testing.assert_close(got_loss, want_loss)
+    torch.testing.assert_close(lstm()(x.to(dtype), y.to(dtype))[1], lstm()(x, y)[1])
+    assert check_token_ids("ids", x.to(dtype), 11).dtype == torch.long
+    assert torch.equal(gpt().generate(x.to(dtype), 3, greedy=True), gpt().generate(x, 3, greedy=True))
+    assert ng().nll(x[0].to(dtype)) == ng().nll(x[0])
+    wx, wy = batch_windows(ids(30).to(dtype), 4, 2, generator=torch.Generator().manual_seed(0))
+    assert wx.dtype == torch.long and wy.dtype == torch.long
+
+
+def test_lists_and_arrays_of_ids_work_for_the_ngram():
+    assert torch.equal(ng().next_distribution([1, 2]), ng().next_distribution(torch.tensor([1, 2])))
+    assert torch.equal(ng().next_distribution(np.array([1, 2], np.int32)), ng().next_distribution([1, 2]))
+    assert torch.equal(ng().next_distribution([]), ng().next_distribution(None))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16], ids=str)
+def test_other_float_images_and_latents_are_converted(dtype):
+    x = img(4)
+    xd = x.to(dtype)
+    exact = x if dtype == torch.float64 else xd.float()  # what the model sees after conversion
+    torch.manual_seed(0)
+    want = vae().loss(exact)[0]
+    torch.manual_seed(0)
+    got = vae().loss(xd)[0]
+    torch.testing.assert_close(got, want)
+    z = torch.randn(3, 2)
+    torch.testing.assert_close(vae().decode(z.to(dtype)), vae().decode(z.to(dtype).float()))
+    zg = torch.randn(3, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(gan().eval().generate(zg.to(dtype)), gan().generate(zg.to(dtype).float()))
+        torch.testing.assert_close(vg().eval().decode(zg.to(dtype)), vg().decode(zg.to(dtype).float()))
+    g = torch.Generator().manual_seed(0)
+    d_got = gan().d_loss(xd, generator=g)[0]
+    d_want = gan().d_loss(exact, generator=torch.Generator().manual_seed(0))[0]
+    torch.testing.assert_close(d_got, d_want)
+    torch.testing.assert_close(vg().encode(xd)[0], vg().encode(exact)[0])
+    torch.testing.assert_close(classifier_features(clf(), xd), classifier_features(clf(), exact))
+    torch.testing.assert_close(gm().log_prob(zg[:, :2].to(dtype)), gm().log_prob(zg[:, :2].to(dtype).float()))
+
+
+def test_float64_lstm_state_is_converted():
+    x = ids(2, 4)
+    state = (torch.randn(1, 2, 8), torch.randn(1, 2, 8))
+    want = lstm()(x, state=state)[0]
+    got = lstm()(x, state=(state[0].double(), state[1].double()))[0]
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32], ids=str)
+def test_small_integer_labels_are_converted(dtype):
+    x, y = img(3), torch.tensor([0, 2, 1])
+    torch.testing.assert_close(
+        cgan().eval().generate(torch.zeros(3, 4), y.to(dtype)), cgan().generate(torch.zeros(3, 4), y)
+    )
+    torch.manual_seed(0)
+    want = clf().eval().loss((x, y))[0]
+    torch.manual_seed(0)
+    torch.testing.assert_close(clf().loss((x, y.to(dtype)))[0], want)
+    assert conditional_accuracy(clf(), x, y.to(dtype)) == conditional_accuracy(clf(), x, y)
+
+
+def test_a_tiny_temperature_samples_the_argmax():
+    lg = logits(4, 7) * 3
+    for temperature in (1e-40, 1e-30, 1e-8):
+        got = sample_next(lg, temperature=temperature, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(got, greedy(lg)), temperature
+    masked = top_k_filter(lg, 2)  # -inf entries are a mask, not an error
+    assert torch.equal(sample_next(masked, temperature=1e-40), greedy(lg))
+
+
+def test_numpy_numbers_in_configs_compare_equal_to_plain_ones():
+    assert VAEConfig(z_dim=np.int64(3), beta=np.float64(0.5)) == VAEConfig(z_dim=3, beta=0.5)
+    assert GPTConfig(np.int64(11), n_embd=np.int64(16)) == GPTConfig(11, n_embd=16)
+    assert hash(NGramConfig(order=np.int64(2))) == hash(NGramConfig(order=2))
+
+
+def test_a_cache_entry_without_model_or_step_is_retrained_not_a_keyerror(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    meta = train_cache.fingerprint(Tiny(TinyConfig()), {"steps": 2}, None)
+    for broken in ({"meta": meta}, {"meta": meta, "model": Tiny(TinyConfig()).state_dict()}):
+        checkpoint.save_checkpoint(train_cache.cache_path("broken"), broken)
+        history = train_cache.load_or_train(Tiny(TinyConfig()), _loader(), name="broken", steps=2, progress=False)
+        assert not history.from_cache and history.step == [1, 2]
+
+
+def test_a_cache_entry_of_another_shape_is_retrained(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    meta = train_cache.fingerprint(Tiny(TinyConfig()), {"steps": 2}, None)
+    other = Tiny(TinyConfig(hidden=3)).state_dict()
+    checkpoint.save_checkpoint(train_cache.cache_path("shape"), {"meta": meta, "model": other, "step": 2, "total": 2})
+    model = Tiny(TinyConfig())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.warns(UserWarning, match="do not fit this model"):
+        history = train_cache.load_or_train(model, _loader(), name="shape", steps=2, progress=False)
+    assert not history.from_cache
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())  # trained, from its own init
 
 
 def test_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
@@ -142,6 +1434,14 @@ def test_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
         checkpoint.save_checkpoint(path, {"model": {}})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["keep.pt"]  # no temporary file left behind
+
+
+def test_unloadable_save_keeps_the_old_checkpoint(tmp_path):
+    path = _good_ckpt(tmp_path / "keep.pt")
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match="NumPy"):
+        checkpoint.save_checkpoint(path, {"model": {}, "lr": np.float32(1.0)})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["keep.pt"]
 
 
 def test_checkpoint_round_trip(tmp_path):

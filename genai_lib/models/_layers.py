@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_positive, check_probability, check_tensor
+from genai_lib._checks import check_generator, check_positive, check_probability, check_size, check_tensor
 from genai_lib.utils import normal_noise
 
 __all__ = ["ConvDecoder28", "ConvEncoder28", "EMA", "mlp", "random_shift", "reparameterize"]
@@ -35,6 +35,7 @@ def mlp(
         raise ValueError(f"mlp needs at least 2 sizes (input and output), got {sizes}")
     for i, s in enumerate(sizes):
         check_positive(f"mlp sizes[{i}]", s)
+    check_size(f"mlp({sizes})", sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)))
     layers: list[nn.Module] = []
     for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(d_in, d_out))
@@ -87,7 +88,7 @@ class ConvDecoder28(nn.Module):
         check_positive("width", width)
         if not isinstance(norm, bool):
             raise TypeError(f"norm must be a bool, got {type(norm).__name__}")
-        self.in_dim, self.width = in_dim, width
+        self.in_dim, self.width, self.norm = in_dim, width, norm
 
         def bn1d(n: int) -> nn.Module:
             return nn.BatchNorm1d(n) if norm else nn.Identity()
@@ -110,6 +111,11 @@ class ConvDecoder28(nn.Module):
         """z: (B, in_dim) -> logits (B, 1, 28, 28)."""
         if z.dim() != 2 or z.shape[1] != self.in_dim:
             raise ValueError(f"ConvDecoder28 expects input of shape (B, {self.in_dim}), got {tuple(z.shape)}")
+        if self.norm and self.training and z.shape[0] == 1:
+            raise ValueError(
+                "batch norm cannot train on a batch of one example: use batches of at least 2 (drop_last=True "
+                "on the loader drops a last batch of one), or put the model in eval mode"
+            )
         return self.net(z)
 
 
@@ -123,6 +129,7 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | N
     if x.dim() != 4:
         raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
     check_positive("max_shift", max_shift, allow_zero=True)
+    check_generator("generator", generator)
     if max_shift == 0:
         return x
     b, _, h, w = x.shape

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_positive
+from genai_lib._checks import check_positive, check_size
 
 __all__ = ["rope_tables", "apply_rope", "KVCache", "CausalSelfAttention", "Rope"]
 
@@ -36,8 +36,11 @@ def rope_tables(n_pos: int, head_size: int, base: float = 10000.0) -> tuple[torc
     the dot product of a rotated query at t and a rotated key at s then depends on t - s only.
     """
     check_positive("n_pos", n_pos)
-    if head_size % 2 or head_size <= 0:
+    check_positive("head_size", head_size)
+    check_positive("base", base, integer=False)
+    if head_size % 2:
         raise ValueError(f"head_size must be a positive even number, got {head_size}")
+    check_size("rope_tables", n_pos * head_size, bytes_each=8, unit="values")
     inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float64) / head_size)  # (hs/2,)
     angles = torch.arange(n_pos, dtype=torch.float64)[:, None] * inv_freq  # (n_pos, hs/2)
     return angles.cos().float(), angles.sin().float()
@@ -63,6 +66,9 @@ class KVCache:
         self, n_layer: int, batch: int, n_head: int, max_len: int, head_size: int, *, device: Any, dtype: Any
     ) -> None:
         shape = (n_layer, batch, n_head, max_len, head_size)
+        for name, size in zip(("n_layer", "batch", "n_head", "max_len", "head_size"), shape, strict=True):
+            check_positive(name, size)
+        check_size("KVCache", 2 * math.prod(shape), unit="values")
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.max_len = max_len
@@ -83,8 +89,11 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
+        check_positive("n_embd", n_embd)
+        check_positive("n_head", n_head)
         if n_embd % n_head:
             raise ValueError(f"n_embd must be divisible by n_head, got {n_embd} and {n_head}")
+        check_size("CausalSelfAttention", 4 * n_embd * n_embd)
         self.n_head, self.n_embd, self.dropout = n_head, n_embd, dropout
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)

@@ -19,7 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_positive, check_probability
+from genai_lib._checks import (
+    as_dtype_of,
+    check_class_ids,
+    check_positive,
+    check_probability,
+    check_size,
+    check_tensor,
+    plain_fields,
+)
 from genai_lib.utils import split_batch
 
 __all__ = ["ClassifierConfig", "ImageClassifier"]
@@ -36,6 +44,7 @@ class ClassifierConfig:
     shift: int = 2  # training augmentation: roll each batch by up to this many pixels; 0 = off
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         for name in ("n_classes", "width", "feature_dim"):
             check_positive(name, getattr(self, name))
         if self.n_classes < 2:
@@ -44,6 +53,8 @@ class ClassifierConfig:
         check_positive("shift", self.shift, allow_zero=True)
         if self.shift > 7:
             raise ValueError(f"shift must be at most 7 pixels for 28x28 images, got {self.shift}")
+        w, f = self.width, self.feature_dim
+        check_size("ClassifierConfig", 9 * w + 18 * w * w + 98 * w * f + f * self.n_classes)
 
 
 class ImageClassifier(nn.Module):
@@ -73,9 +84,14 @@ class ImageClassifier(nn.Module):
     def feature_dim(self) -> int:
         return self.cfg.feature_dim
 
+    def _check_x(self, x: Any) -> torch.Tensor:
+        """Images (B, 1, 28, 28), float (float64/half converted to the weights' dtype and device)."""
+        check_tensor("x", x, shape=(None, 1, 28, 28), floating=True)
+        return as_dtype_of("x", x, self.head.weight)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) -> (B, F) penultimate features."""
-        return self.body(x)
+        return self.body(self._check_x(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) -> logits (B, K)."""
@@ -86,6 +102,8 @@ class ImageClassifier(nn.Module):
         x, y = split_batch(batch)
         if y is None:
             raise ValueError("ImageClassifier.loss needs (images, labels) batches")
+        x = self._check_x(x)
+        y = check_class_ids("labels", y, self.cfg.n_classes, x.shape[0]).to(x.device)  # int64 for cross-entropy
         s = self.cfg.shift
         if self.training and s:  # translation augmentation: one cheap roll per batch
             dx, dy = (int(v) for v in torch.randint(-s, s + 1, (2,)))

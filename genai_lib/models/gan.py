@@ -34,10 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_images, check_positive, check_tensor
-from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp, random_shift
-from genai_lib.phases import DISCRIMINATOR_WINS, DivergenceRule
-from genai_lib.utils import eval_mode, normal_noise, split_batch, uniform_noise
+from genai_lib._checks import check_class_ids, check_images, check_positive, check_size, check_tensor, plain_fields
+from genai_lib.models._gan_game import GANBase, gradient_penalty
+from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp
 
 __all__ = [
     "LOSSES",
@@ -68,131 +67,6 @@ def _check_label_smoothing(value: Any, loss: str) -> None:
         raise ValueError("label_smoothing applies to the BCE losses ('ns', 'minimax'); wgan-gp has no labels")
 
 
-def gradient_penalty(
-    critic: Any, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """WGAN-GP penalty (Gulrajani et al. 2017, eq. 3): ``E[(||grad_x critic(x_hat)||_2 - 1)^2]``.
-
-    ``x_hat = eps * real + (1 - eps) * fake`` with one ``eps ~ U[0, 1]`` per example.
-    ``critic`` is any callable (B, ...) -> (B,) or (B, 1); for a conditional critic pass
-    ``lambda x: D(x, labels)``. The graph is kept (``create_graph=True``) so the penalty
-    trains the critic.
-    """
-    if not isinstance(real, torch.Tensor) or not isinstance(fake, torch.Tensor):
-        raise TypeError("real and fake must be tensors")
-    if real.shape != fake.shape:
-        raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
-    eps = uniform_noise((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, device=real.device)
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    out = critic(x_hat)
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    norm = grad.flatten(1).norm(2, dim=1)
-    return ((norm - 1) ** 2).mean()
-
-
-class _GANBase(nn.Module):
-    """The shared game: subclasses provide ``generate_raw``-free ``generate``, ``critic`` and ``_prior``."""
-
-    cfg: Any
-    generator: nn.Module
-    discriminator: nn.Module
-
-    # ---- to implement
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-    def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-    def _check_data(self, x: torch.Tensor) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        return None
-
-    # ---- shared
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def _split(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x, y = split_batch(batch)
-        self._check_data(x)
-        return x, self._labels(y, x.shape[0])
-
-    def _fake(self, n: int, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
-        return self.generate(normal_noise((n, self.cfg.z_dim), generator=generator, device=self.device), labels)
-
-    def _augment(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """DiffAugment: the same kind of random, differentiable shift for real and fake images, in
-        both players' losses, so D cannot memorise the few real images and G is not taught to
-        draw shifted digits (augmenting only the real images would do that)."""
-        shift = getattr(self.cfg, "augment", 0)
-        return random_shift(x, shift, generator) if shift else x
-
-    def d_loss(self, batch: Any, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Discriminator (critic) loss on a real batch and as many fresh fakes; G gets no gradient."""
-        x, y = self._split(batch)
-        with torch.no_grad():
-            fake = self._fake(x.shape[0], y, generator)
-        r1 = getattr(self.cfg, "r1_weight", 0.0)
-        if r1:
-            x = x.detach().requires_grad_(True)
-        real_out = self.critic(self._augment(x, generator), y)
-        fake_out = self.critic(self._augment(fake, generator), y)
-        if self.cfg.loss == "wgan-gp":
-            gp = gradient_penalty(lambda t: self.critic(t, y), x, fake, generator)
-            wdist = real_out.mean() - fake_out.mean()  # critic's estimate of W(p_data, p_G)
-            loss = -wdist + self.cfg.gp_weight * gp
-            logs = {
-                "d_real": real_out.mean().detach(),
-                "d_fake": fake_out.mean().detach(),
-                "gp": gp.detach(),
-                "wdist": wdist.detach(),
-            }
-        else:
-            # BCE with logits; one-sided label smoothing (Salimans et al. 2016): real target 1 - s.
-            s = self.cfg.label_smoothing
-            real_term = (1 - s) * F.softplus(-real_out) + s * F.softplus(real_out)
-            loss = real_term.mean() + F.softplus(fake_out).mean()
-            if r1:  # R1 (Mescheder et al. 2018): (gamma / 2) E ||grad_x D(x)||^2 on real data
-                (grad,) = torch.autograd.grad(real_out.sum(), x, create_graph=True)
-                loss = loss + 0.5 * r1 * grad.flatten(1).square().sum(1).mean()
-            logs = {
-                "d_real": torch.sigmoid(real_out).mean().detach(),
-                "d_fake": torch.sigmoid(fake_out).mean().detach(),
-            }
-        return loss, logs
-
-    def g_loss(self, batch: Any, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Generator loss on a fresh batch of fakes (the batch gives its size and labels)."""
-        x, y = self._split(batch)
-        out = self.critic(self._augment(self._fake(x.shape[0], y, generator), generator), y)
-        if self.cfg.loss == "wgan-gp":
-            return -out.mean(), {"g_fake": out.mean().detach()}
-        loss = F.softplus(-out).mean() if self.cfg.loss == "ns" else -F.softplus(out).mean()
-        return loss, {"g_fake": torch.sigmoid(out).mean().detach()}
-
-    def divergence_rules(self) -> tuple[DivergenceRule, ...]:
-        """When the training core stops a run: a BCE discriminator that has won; a WGAN critic's
-        losses are unbounded scores, not probabilities, so no such rule fits them."""
-        return () if self.cfg.loss == "wgan-gp" else (DISCRIMINATOR_WINS,)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, labels: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` display-ready samples on the CPU (points, or images in [0, 1]), drawn with the
-        generator in eval mode (its train/eval state is restored)."""
-        check_positive("n", n)
-        y = self._sample_labels(n, labels)
-        with eval_mode(self.generator):
-            return self._fake(n, y, generator).cpu()
-
-    def _sample_labels(self, n: int, labels: Any) -> torch.Tensor | None:
-        if labels is not None:
-            raise ValueError("labels are only accepted by a class-conditional model (n_classes > 0)")
-        return None
-
-
 # --------------------------------------------------------------------------- 2-D toy GAN
 
 
@@ -211,6 +85,7 @@ class GANConfig:
     label_smoothing: float = 0.0  # one-sided (Salimans et al. 2016): D's real target is 1 - s; ns/minimax; 0 = off
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         for name in ("data_dim", "z_dim", "hidden", "depth", "pack"):
             check_positive(name, getattr(self, name))
         _check_loss(self.loss, LOSSES)
@@ -219,9 +94,13 @@ class GANConfig:
         if self.r1_weight and self.loss == "wgan-gp":
             raise ValueError("r1_weight applies to the 'ns' and 'minimax' losses; wgan-gp has its own gradient penalty")
         _check_label_smoothing(self.label_smoothing, self.loss)
+        h, n = self.hidden, self.depth
+        g = self.z_dim * h + (n - 1) * h * h + h * self.data_dim
+        d = self.data_dim * self.pack * h + (n - 1) * h * h + h
+        check_size("GANConfig", g + d)
 
 
-class ToyGAN(_GANBase):
+class ToyGAN(GANBase):
     """MLP generator ``z (B, Z) -> x (B, data_dim)`` and discriminator ``x -> logit (B,)``."""
 
     def __init__(self, cfg: GANConfig) -> None:
@@ -233,12 +112,21 @@ class ToyGAN(_GANBase):
         self.generator = mlp([cfg.z_dim, *h, cfg.data_dim], nn.ReLU)
         self.discriminator = mlp([cfg.data_dim * cfg.pack, *h, 1], lambda: nn.LeakyReLU(0.2))
 
+    @property
+    def _sample_numel(self) -> int:
+        return self.cfg.data_dim
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Generator: (B, Z) -> (B, data_dim)."""
-        return self.generator(z)
+        return self.generate(z)
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        check_tensor("z", z, shape=(None, self.cfg.z_dim), floating=True)
+        """Points (B, data_dim) from latents z (B, Z) (finite; converted to the model's dtype)."""
+        if labels is not None:
+            raise ValueError("labels are only accepted by a class-conditional model (n_classes > 0)")
+        return self._generate(self._check_z(z), None)
+
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return self.generator(z)
 
     def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -250,8 +138,8 @@ class ToyGAN(_GANBase):
         out = self.discriminator(x.reshape(x.shape[0] // p, p * self.cfg.data_dim)).squeeze(-1)  # (B/p,)
         return out.repeat_interleave(p)
 
-    def _check_data(self, x: torch.Tensor) -> None:
-        check_tensor("x", x, shape=(None, self.cfg.data_dim), floating=True, finite=True)
+    def _check_data(self, x: torch.Tensor) -> torch.Tensor:
+        return check_tensor("x", x, shape=(None, self.cfg.data_dim), floating=True, finite=True)
 
 
 # --------------------------------------------------------------------------- DCGAN for MNIST
@@ -272,6 +160,7 @@ class DCGANConfig:
     augment: int = 0  # DiffAugment (Zhao et al. 2020): D sees real and fake images shifted by up to this many pixels
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         for name in ("z_dim", "width", "embed_dim"):
             check_positive(name, getattr(self, name))
         check_positive("n_classes", self.n_classes, allow_zero=True)
@@ -285,6 +174,9 @@ class DCGANConfig:
         check_positive("augment", self.augment, allow_zero=True)
         if self.augment > 7:
             raise ValueError(f"augment (a shift in pixels) must be at most 7 for 28x28 images, got {self.augment}")
+        w, k = self.width, self.n_classes
+        g = (self.z_dim + (self.embed_dim if k else 0)) * 98 * w + 32 * w * w + 16 * w + k * self.embed_dim
+        check_size("DCGANConfig", g + 16 * w + 32 * w * w + 98 * w * (1 + k))
 
 
 class DCGANGenerator(nn.Module):
@@ -331,7 +223,7 @@ class DCGANDiscriminator(nn.Module):
         return out
 
 
-class DCGAN(_GANBase):
+class DCGAN(GANBase):
     """DCGAN / conditional DCGAN / WGAN-GP critic on 28x28 images (chosen by the config)."""
 
     def __init__(self, cfg: DCGANConfig) -> None:
@@ -344,6 +236,8 @@ class DCGAN(_GANBase):
         self.generator = DCGANGenerator(in_dim, cfg.width, cfg.batchnorm)
         self.discriminator = DCGANDiscriminator(cfg.width, cfg.n_classes)
 
+    _sample_numel = 28 * 28
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Generator: z (B, Z) [+ labels (B,)] -> images (B, 1, 28, 28) in [0, 1]."""
         return self.generate(z, labels)
@@ -354,19 +248,23 @@ class DCGAN(_GANBase):
         return list(self.generator.parameters()) + extra
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        check_tensor("z", z, shape=(None, self.cfg.z_dim), floating=True)
-        if self.label_embed is not None:
-            y = self._labels(labels, z.shape[0])
-            z = torch.cat([z, self.label_embed(y)], dim=1)  # (B, Z + E)
-        elif labels is not None:
+        """Images (B, 1, 28, 28) from latents z (B, Z) (finite; converted to the model's dtype) and,
+        for a class-conditional model, labels (B,)."""
+        z = self._check_z(z)
+        if self.label_embed is None and labels is not None:
             raise ValueError("labels are only accepted by a class-conditional model (n_classes > 0)")
+        return self._generate(z, self._labels(labels, z.shape[0]))
+
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if self.label_embed is not None:
+            z = torch.cat([z, self.label_embed(labels)], dim=1)  # (B, Z + E)
         return self.generator(z)
 
     def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.discriminator(x, labels)
 
-    def _check_data(self, x: torch.Tensor) -> None:
-        check_images("x", x, (1, 28, 28))
+    def _check_data(self, x: torch.Tensor) -> torch.Tensor:
+        return check_images("x", x, (1, 28, 28))
 
     def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
         if not self.cfg.n_classes:
@@ -375,10 +273,7 @@ class DCGAN(_GANBase):
             raise ValueError(
                 f"a class-conditional DCGAN (n_classes={self.cfg.n_classes}) needs labels: pass (x, labels)"
             )
-        check_tensor("labels", y, shape=(n,), floating=False)
-        if int(y.min()) < 0 or int(y.max()) >= self.cfg.n_classes:
-            raise ValueError(f"labels must lie in [0, {self.cfg.n_classes}), got [{int(y.min())}, {int(y.max())}]")
-        return y.to(self.device)
+        return check_class_ids("labels", y, self.cfg.n_classes, n).to(self.device)  # int64 for the embedding
 
     def _sample_labels(self, n: int, labels: Any) -> torch.Tensor | None:
         if not self.cfg.n_classes:
@@ -398,6 +293,10 @@ def n_params(module: nn.Module) -> int:
 def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, *, spherical: bool = True) -> torch.Tensor:
     """Latent path from ``z0`` to ``z1`` (each (Z,)) as (steps, Z); slerp keeps Gaussian norms."""
     check_positive("steps", steps)
+    check_tensor("z0", z0, shape=(None,), floating=True, finite=True)
+    check_tensor("z1", z1, shape=(z0.shape[0],), floating=True, finite=True)
+    check_size(f"interpolate(steps={steps})", steps * z0.shape[0], unit="values")
+    z1 = z1.to(z0.device, z0.dtype)
     t = torch.linspace(0, 1, steps, device=z0.device)[:, None]
     if not spherical:
         return (1 - t) * z0 + t * z1

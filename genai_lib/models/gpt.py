@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_positive
+from genai_lib._checks import check_positive, check_size, plain_fields
 from genai_lib.models.attention import CausalSelfAttention, KVCache, Rope, rope_tables
 from genai_lib.sampling import generate_tokens
 from genai_lib.tokenizer import check_token_ids
@@ -61,6 +61,7 @@ class GPTConfig:
     tie_weights: bool = True  # share the (V, C) token embedding with the output layer (Press & Wolf 2017)
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             check_positive(name, getattr(self, name))
         if self.n_embd % self.n_head:
@@ -77,6 +78,11 @@ class GPTConfig:
             raise ValueError(f"pos must be 'learned' or 'rope', got {self.pos!r}")
         if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"pos='rope' needs an even head size n_embd / n_head, got {self.n_embd // self.n_head}")
+        C = self.n_embd
+        check_size(
+            "GPTConfig",
+            (1 + (not self.tie_weights)) * self.vocab_size * C + self.block_size * C + 12 * self.n_layer * C * C,
+        )
 
 
 class MLP(nn.Module):
@@ -155,7 +161,7 @@ class GPT(nn.Module):
         ):
             # Skip the range check on accelerators (it would sync every step) and inside
             # torch.compile (its .item() would break the graph); the embedding still fails on a bad id.
-            return idx
+            return idx if idx.dtype == torch.long else idx.long()
         return check_token_ids(name, idx, self.cfg.vocab_size, dims=(2,))
 
     def _hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
@@ -303,6 +309,13 @@ class GPT(nn.Module):
         (multi-tensor) elsewhere."""
         check_positive("lr", lr, integer=False)
         check_positive("weight_decay", weight_decay, integer=False, allow_zero=True)
+        if not (
+            isinstance(betas, (tuple, list))
+            and len(betas) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
+        ):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        lr, weight_decay, betas = float(lr), float(weight_decay), (float(betas[0]), float(betas[1]))
         device_type = device_type or next(self.parameters()).device.type
         params = [p for p in self.parameters() if p.requires_grad]  # the tied matrix appears once
         groups = [

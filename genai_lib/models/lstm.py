@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_positive
+from genai_lib._checks import as_dtype_of, check_positive, check_size, plain_fields
 from genai_lib.sampling import generate_tokens
 from genai_lib.tokenizer import check_token_ids
 from genai_lib.utils import eval_mode
@@ -48,6 +48,7 @@ class LSTMConfig:
     tie_weights: bool = False  # share the (V, E) embedding with the output layer (adds an H -> E projection if H != E)
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         for name in ("vocab_size", "n_embd", "hidden", "n_layers"):
             check_positive(name, getattr(self, name))
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
@@ -56,6 +57,8 @@ class LSTMConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not isinstance(self.tie_weights, bool):
             raise TypeError(f"tie_weights must be a bool, got {type(self.tie_weights).__name__}")
+        V, E, H, L = self.vocab_size, self.n_embd, self.hidden, self.n_layers
+        check_size("LSTMConfig", V * E + 4 * H * (E + H) + (L - 1) * 8 * H * H + H * E + V * H)
 
 
 class LSTMLM(nn.Module):
@@ -92,12 +95,7 @@ class LSTMLM(nn.Module):
         """
         idx = check_token_ids("idx", idx, self.cfg.vocab_size, dims=(2,))
         if state is not None:
-            h, c = state
-            want = (self.cfg.n_layers, idx.shape[0], self.cfg.hidden)
-            if tuple(h.shape) != want or tuple(c.shape) != want:
-                raise ValueError(
-                    f"state must be (h, c) each of shape {want}, got {tuple(h.shape)} and {tuple(c.shape)}"
-                )
+            state = self._check_state(state, idx.shape[0])
         x = self.drop(self.embed(idx))  # (B, T, E)
         out, state = self.lstm(x, state)  # (B, T, H)
         logits = self.head(self.proj(self.drop(out)))  # (B, T, V)
@@ -108,6 +106,19 @@ class LSTMLM(nn.Module):
                 raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
         return logits, loss, state
+
+    def _check_state(self, state: Any, batch: int) -> State:
+        """(h, c), each (L, B, H) floating: converted to the model's dtype and device (float64 states too)."""
+        if not (
+            isinstance(state, (tuple, list)) and len(state) == 2 and all(isinstance(t, torch.Tensor) for t in state)
+        ):
+            raise TypeError(f"state must be a pair (h, c) of tensors or None, got {type(state).__name__}")
+        h, c = state
+        want = (self.cfg.n_layers, batch, self.cfg.hidden)
+        if tuple(h.shape) != want or tuple(c.shape) != want:
+            raise ValueError(f"state must be (h, c) each of shape {want}, got {tuple(h.shape)} and {tuple(c.shape)}")
+        weight = self.embed.weight
+        return as_dtype_of("state h", h, weight), as_dtype_of("state c", c, weight)
 
     def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
         """batch = (x, y) ids (B, T): mean next-token NLL in nats from a zero state (for ``fit``)."""

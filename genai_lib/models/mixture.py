@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_positive, check_tensor
+from genai_lib._checks import check_generator, check_positive, check_size, check_tensor, plain_fields
 from genai_lib.history import History
 from genai_lib.utils import split_batch
 
@@ -46,6 +46,7 @@ class MixtureConfig:
     min_std: float = 1e-3  # floor on every Cholesky diagonal entry: stops a component collapsing
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         check_positive("n_components", self.n_components)
         check_positive("dim", self.dim)
         if not isinstance(self.covariance, str):
@@ -55,6 +56,7 @@ class MixtureConfig:
         if self.covariance not in COVARIANCE_KINDS:
             raise ValueError(f"covariance must be one of {COVARIANCE_KINDS}, got {self.covariance!r}")
         check_positive("min_std", self.min_std, integer=False)
+        check_size("MixtureConfig", self.n_components * self.dim * (self.dim + 2))
 
 
 def _softplus_inverse(y: torch.Tensor) -> torch.Tensor:
@@ -166,6 +168,8 @@ class GaussianMixture(nn.Module):
         x = mu_k + L_k eps. With ``return_components=True`` also returns the component ids (n,) int64.
         """
         check_positive("n", n)
+        check_generator("generator", generator)
+        check_size(f"GaussianMixture.sample({n})", n * self.cfg.dim * (self.cfg.dim + 2), unit="values")
         device = self.means.device
         draw_on = generator.device if generator is not None else device
         comp = torch.multinomial(self.weights().to(draw_on), n, replacement=True, generator=generator)
@@ -215,6 +219,7 @@ class GaussianMixture(nn.Module):
         """Means at K data points (k-means++ seeding or uniformly random), equal weights, and
         every covariance equal to the data covariance. Returns ``self``."""
         x = self._points(x)
+        check_generator("generator", generator)
         k = self.cfg.n_components
         if method == "kmeans++":
             idx = kmeans_plus_plus(x, k, generator=generator)
@@ -237,6 +242,7 @@ def kmeans_plus_plus(x: torch.Tensor, k: int, *, generator: torch.Generator | No
     each next one with probability proportional to its squared distance to the nearest seed."""
     check_tensor("x", x, shape=(None, None), floating=True, finite=True)
     check_positive("k", k)
+    check_generator("generator", generator)
     if k > x.shape[0]:
         raise ValueError(f"need at least k={k} points, got {x.shape[0]}")
     draw_on = generator.device if generator is not None else torch.device("cpu")
@@ -280,6 +286,7 @@ def fit_em(
     a :class:`genai_lib.history.History` whose ``logs["log_likelihood"][t]`` is the mean log p(x) after
     t steps (t = 0 is the starting point), drawn by ``plotting.training_curves`` as for ``fit``.
     """
+    check_generator("generator", generator)
     if isinstance(model_or_cfg, MixtureConfig):
         model = GaussianMixture(model_or_cfg)
         if isinstance(x, torch.Tensor):

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from genai_lib._checks import check_positive
+from genai_lib._checks import check_positive, check_size, plain_fields
 from genai_lib.sampling import generate_tokens
 from genai_lib.tokenizer import check_token_ids
 
@@ -48,6 +48,7 @@ class NGramConfig:
     k: float = 1.0  # pseudo-count of add-k smoothing (> 0; unused by "interpolated")
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         check_positive("order", self.order)
         check_positive("vocab_size", self.vocab_size)
         check_positive("k", self.k, integer=False)
@@ -58,6 +59,27 @@ class NGramConfig:
                 f"vocab_size**order = {self.vocab_size}**{self.order} is too large to pack an n-gram into an int64; "
                 "lower the order"
             )
+        # next_distribution scores every token at once: about (order + 8) int64/float64 values per token
+        check_size(
+            f"NGramConfig(vocab_size={self.vocab_size})",
+            self.vocab_size * (self.order + 8),
+            bytes_each=8,
+            unit="values",
+        )
+
+
+def _ids_1d(name: str, ids: Any, vocab_size: int) -> torch.Tensor:
+    """A 1-D sequence of token ids (tensor, list, tuple or array; may be empty) as an int64 tensor.
+    Floats are refused, not truncated; a 2-D prompt is refused, not flattened."""
+    if ids is None:
+        return torch.zeros(0, dtype=torch.long)
+    try:
+        t = ids if isinstance(ids, torch.Tensor) else torch.as_tensor(ids)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"{name} must be a 1-D sequence of token ids (ints), got {type(ids).__name__}") from exc
+    if t.numel() == 0 and t.dim() <= 1:
+        return torch.zeros(0, dtype=torch.long)
+    return check_token_ids(name, t, vocab_size, dims=(1,))
 
 
 class _Counts:
@@ -192,11 +214,7 @@ class NGram:
         """
         self._check_fitted()
         n, V = self.cfg.order, self.cfg.vocab_size
-        if context is None:
-            context = []
-        ctx = torch.as_tensor(context, dtype=torch.long).reshape(-1)
-        if ctx.numel():
-            check_token_ids("context", ctx, V, dims=(1,))
+        ctx = _ids_1d("context", context, V).cpu()
         ctx = ctx[max(0, ctx.numel() - (n - 1)) :] if n > 1 else ctx[:0]
         k = ctx.numel()
         row = torch.cat([torch.zeros(n - 1 - k, dtype=torch.long), ctx])  # right-aligned (n-1,)
@@ -216,10 +234,7 @@ class NGram:
         """``n`` tokens drawn one by one after ``prompt`` -> 1-D LongTensor (prompt + n), through the
         loop every language model shares (:func:`genai_lib.sampling.generate_tokens`)."""
         self._check_fitted()
-        out = torch.zeros(0, dtype=torch.long) if prompt is None else torch.as_tensor(prompt, dtype=torch.long)
-        out = out.reshape(-1)
-        if out.numel():
-            check_token_ids("prompt", out, self.cfg.vocab_size, dims=(1,))
+        out = _ids_1d("prompt", prompt, self.cfg.vocab_size).cpu()
         keep = self.cfg.order - 1
 
         def step(seq: torch.Tensor, _: Any) -> tuple[torch.Tensor, None]:

@@ -17,7 +17,6 @@ Shape legend: B batch, C x H x W image (1 x 28 x 28 for MNIST), D = C*H*W pixels
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_images, check_positive, check_tensor
+from genai_lib._checks import (
+    as_dtype_of,
+    check_finite_tensor,
+    check_images,
+    check_positive,
+    check_size,
+    check_tensor,
+    plain_fields,
+)
 from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp, random_shift
 from genai_lib.models._layers import reparameterize as _reparameterize
 from genai_lib.utils import eval_mode, normal_noise, split_batch
@@ -50,6 +57,7 @@ class VAEConfig:
     shift: int = 0  # training only: shift each image by up to this many pixels (augmentation); 0 = off
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         shape = self.image_shape
@@ -66,8 +74,15 @@ class VAEConfig:
         if 2 * self.shift >= min(shape[1:]):
             raise ValueError(f"shift must be less than half the image size {tuple(shape[1:])}, got {self.shift}")
         check_positive("beta", self.beta, integer=False, allow_zero=True)
-        if math.isinf(self.beta):
-            raise ValueError(f"beta must be finite, got {self.beta!r}")
+        check_size(f"VAEConfig(arch={self.arch!r})", self.num_params)
+
+    @property
+    def num_params(self) -> int:
+        """The number of weights a :class:`VAE` of this config has (biases aside)."""
+        d, h, z, n, w = self.num_pixels, self.hidden, self.z_dim, self.depth, self.width
+        if self.arch == "mlp":
+            return d * h + 2 * (n - 1) * h * h + h * 2 * z + z * h + h * d
+        return 16 * w + 64 * w * w + 98 * w * 2 * z + z * 98 * w + 16 * w
 
     @property
     def num_pixels(self) -> int:
@@ -125,11 +140,17 @@ class VAE(nn.Module):
         if not bool(((x >= 0) & (x <= 1)).all()):
             check_images("x", x, self.cfg.image_shape)  # raises with a message naming what is wrong
             raise ValueError("x must be finite and lie in [0, 1]")  # pragma: no cover - check_images raised
-        return x.to(self.device)
+        return as_dtype_of("x", x, self._weight)  # float64 or half images: the model's dtype and device
 
-    def _check_z(self, z: Any) -> torch.Tensor:
+    def _check_z(self, z: Any, finite: bool = True) -> torch.Tensor:
         check_tensor("z", z, shape=(None, self.cfg.z_dim), floating=True)
-        return z.to(self.device)
+        if finite:
+            check_finite_tensor("z", z)
+        return as_dtype_of("z", z, self._weight)
+
+    @property
+    def _weight(self) -> torch.Tensor:
+        return next(self.parameters())
 
     # ------------------------------------------------------------------ the model
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,6 +174,10 @@ class VAE(nn.Module):
         """p(x | z): z (B, Z) -> Bernoulli logits (B, C, H, W) (unbounded; sigmoid gives the means)."""
         return self.decoder(self._check_z(z))
 
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        """decode() inside training: the shape checked, no host sync for finiteness."""
+        return self.decoder(self._check_z(z, finite=False))
+
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
         """Pixel means sigmoid(decode(z)) in [0, 1], no gradient: what sliders and plots show."""
         with torch.no_grad():
@@ -162,14 +187,14 @@ class VAE(nn.Module):
         """x (B, C, H, W) -> (logits (B, C, H, W), mu (B, Z), logvar (B, Z)), one sample of z."""
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar)  # (B, Z)
-        return self.decode(z), mu, logvar
+        return self._decode(z), mu, logvar
 
     def elbo_terms(
         self, x: torch.Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-image reconstruction term -log p(x | z) (one sample z ~ q) and KL, each (B,) in nats."""
         mu, logvar = self.encode(x)
-        logits = self.decode(self.reparameterize(mu, logvar, generator))
+        logits = self._decode(self.reparameterize(mu, logvar, generator))
         return bernoulli_nll(logits, x.to(logits.device)), gaussian_kl(mu.float(), logvar.float())
 
     def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -192,9 +217,10 @@ class VAE(nn.Module):
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """n new images (n, C, H, W) in [0, 1] on the CPU: z ~ N(0, I), shown as the decoder's pixel means."""
         check_positive("n", n)
-        z = normal_noise((n, self.cfg.z_dim), generator=generator, device=self.device)
+        check_size(f"VAE.sample({n})", n * (self.cfg.num_pixels + self.cfg.z_dim), unit="values")
+        z = normal_noise((n, self.cfg.z_dim), generator=generator, device=self.device, dtype=self._weight.dtype)
         with eval_mode(self):
-            return self.decode_mean(z).cpu()
+            return torch.sigmoid(self._decode(z)).cpu()
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

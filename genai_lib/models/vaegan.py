@@ -32,7 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_images, check_positive, check_tensor
+from genai_lib._checks import (
+    as_dtype_of,
+    check_finite_tensor,
+    check_images,
+    check_positive,
+    check_size,
+    check_tensor,
+    plain_fields,
+)
 from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, reparameterize
 from genai_lib.models.gan import DCGANDiscriminator
 from genai_lib.models.vae import gaussian_kl
@@ -54,10 +62,13 @@ class VAEGANConfig:
     pixel_weight: float = 0.0  # optional pixel BCE reconstruction (0 = pure Larsen et al.)
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         check_positive("z_dim", self.z_dim)
         check_positive("width", self.width)
         for name in ("kl_weight", "recon_weight", "gan_weight", "pixel_weight"):
             check_positive(name, getattr(self, name), integer=False, allow_zero=True)
+        w, z = self.width, self.z_dim
+        check_size("VAEGANConfig", 48 * w + 96 * w * w + 98 * w * 3 * z + 16 * w + 98 * w)
 
 
 class VAEGAN(nn.Module):
@@ -85,33 +96,40 @@ class VAEGAN(nn.Module):
         """What ``g_loss`` trains: encoder and decoder."""
         return list(self.encoder.parameters()) + list(self.decoder.parameters())
 
+    @property
+    def _weight(self) -> torch.Tensor:
+        return next(self.parameters())
+
     def _x(self, batch: Any) -> torch.Tensor:
         x, _ = split_batch(batch)
-        return check_images("x", x, (1, 28, 28))
+        return as_dtype_of("x", check_images("x", x, (1, 28, 28)), self._weight)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, 28, 28) -> mu, logvar, each (B, Z)."""
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        """(B, 1, 28, 28) in [0, 1] -> mu, logvar, each (B, Z)."""
+        mu, logvar = self.encoder(self._x(x)).chunk(2, dim=1)
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, Z) -> images (B, 1, 28, 28) in [0, 1]."""
+        """(B, Z) -> images (B, 1, 28, 28) in [0, 1]. z must be finite; it is converted to the model's dtype."""
         check_tensor("z", z, shape=(None, self.cfg.z_dim), floating=True)
+        return self._decode(as_dtype_of("z", check_finite_tensor("z", z), self._weight))
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, 1, 28, 28) -> (reconstruction (B, 1, 28, 28), mu (B, Z), logvar (B, Z)), one z sample."""
         mu, logvar = self.encode(x)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-        return self.decode(z), mu, logvar
+        return self._decode(z), mu, logvar
 
     def d_loss(self, batch: Any, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         """Discriminator: real x vs reconstructions x_r and prior samples x_p (no gradient to Enc/Dec)."""
         x = self._x(batch)
         with torch.no_grad():
-            mu, logvar = self.encode(x)
-            x_r = self.decode(reparameterize(mu, logvar, generator))
-            x_p = self.decode(self._prior(x.shape[0], generator))
+            mu, logvar = self.encoder(x).chunk(2, dim=1)
+            x_r = self._decode(reparameterize(mu, logvar, generator))
+            x_p = self._decode(self._prior(x.shape[0], generator))
         d_x, d_r, d_p = self.discriminator(x), self.discriminator(x_r), self.discriminator(x_p)
         loss = F.softplus(-d_x).mean() + 0.5 * (F.softplus(d_r).mean() + F.softplus(d_p).mean())
         logs = {
@@ -125,7 +143,7 @@ class VAEGAN(nn.Module):
         """Encoder + decoder loss (see the module docstring for which term reaches which network)."""
         x = self._x(batch)
         cfg = self.cfg
-        mu, logvar = self.encode(x)
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
         z = reparameterize(mu, logvar, generator)
         logits_r = self.decoder(z)
         x_r = torch.sigmoid(logits_r)
@@ -133,8 +151,8 @@ class VAEGAN(nn.Module):
         feat_x = self.discriminator.features(x).detach()  # (B, 2W*49), the target
         llike = 0.5 * (self.discriminator.features(x_r) - feat_x).square().sum(dim=1).mean()
         # GAN term: x_r decoded from a detached z so no GAN gradient reaches the encoder
-        x_r_gan = self.decode(z.detach())
-        x_p = self.decode(self._prior(x.shape[0], generator))
+        x_r_gan = self._decode(z.detach())
+        x_p = self._decode(self._prior(x.shape[0], generator))
         gan = 0.5 * (F.softplus(-self.discriminator(x_r_gan)).mean() + F.softplus(-self.discriminator(x_p)).mean())
         loss = cfg.kl_weight * kl + cfg.recon_weight * llike + cfg.gan_weight * gan
         logs: dict[str, Any] = {"kl": kl.detach(), "llike": llike.detach(), "gan": gan.detach()}
@@ -145,7 +163,7 @@ class VAEGAN(nn.Module):
         return loss, logs
 
     def _prior(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        return normal_noise((n, self.cfg.z_dim), generator=generator, device=self.device)
+        return normal_noise((n, self.cfg.z_dim), generator=generator, device=self.device, dtype=self._weight.dtype)
 
     def divergence_rules(self) -> tuple[DivergenceRule, ...]:
         """A discriminator that has won: D's loss ~0 while the decoder's GAN term (not its whole
@@ -160,13 +178,13 @@ class VAEGAN(nn.Module):
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images (n, 1, 28, 28) in [0, 1] on the CPU, decoded from z ~ N(0, I) (decoder in eval mode)."""
         check_positive("n", n)
+        check_size(f"VAEGAN.sample({n})", n * (self.cfg.z_dim + 28 * 28), unit="values")
         with eval_mode(self.decoder):
-            return self.decode(self._prior(n, generator)).cpu()
+            return self._decode(self._prior(n, generator)).cpu()
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decode the posterior mean: (B, 1, 28, 28) -> (B, 1, 28, 28) in [0, 1] on the CPU (eval mode)."""
-        check_images("x", x, (1, 28, 28))
         with eval_mode(self):
-            mu, _ = self.encode(x.to(self.device))
-            return self.decode(mu).cpu()
+            mu, _ = self.encode(x)
+            return self._decode(mu).cpu()
