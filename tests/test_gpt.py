@@ -168,7 +168,7 @@ def test_configure_optimizers_groups():
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
     assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == model.num_params()
-    assert opt.defaults.get("foreach") is True  # CPU: multi-tensor kernel
+    assert opt.defaults.get("fused") is True  # CPU and CUDA: one fused kernel
 
 
 @pytest.mark.parametrize("bias", [False, True])

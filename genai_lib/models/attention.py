@@ -101,12 +101,16 @@ class CausalSelfAttention(nn.Module):
 
     def _heads(self, x: torch.Tensor, rope: Rope = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
-        shape = (B, T, self.n_head, C // self.n_head)
-        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))  # 3 x (B, nh, T, hs)
-        if rope is not None:  # rotary positions: rotate queries and keys by their position's angle
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        return q, k, v
+        nh, hs = self.n_head, C // self.n_head
+        qkv = self.c_attn(x)  # (B, T, 3C): queries, keys and values side by side
+        if rope is None:
+            q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in qkv.split(C, dim=2))  # 3 x (B, nh, T, hs)
+            return q, k, v
+        # rotary positions: rotate queries and keys by their position's angle, both in one call
+        qk, v = qkv.split([2 * C, C], dim=2)  # a split (not slices): its backward is one cat, no zero-fill
+        qk = qk.unflatten(-1, (2 * nh, hs)).transpose(1, 2)  # (B, 2nh, T, hs)
+        q, k = apply_rope(qk, *rope).split(nh, dim=1)  # 2 x (B, nh, T, hs)
+        return q, k, v.unflatten(-1, (nh, hs)).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: Rope = None) -> torch.Tensor:
         """x: (B, T, C) -> (B, T, C). With ``cache``, x holds the T *new* positions only.
