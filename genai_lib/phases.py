@@ -190,6 +190,24 @@ def adversarial_phases(
     ]
 
 
+def _check_plain(value: Any, where: str) -> None:
+    """Tensors, Python numbers, strings, None, and lists/tuples/dicts of them (what weights_only loads)."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_plain(v, f"{where}[{k!r}]")
+        return
+    raise TypeError(
+        f"{where} holds a {type(value).__name__}; records are saved in checkpoints, so return tensors, Python "
+        "numbers, strings and lists/dicts of them (e.g. torch.as_tensor(array) or float(x))"
+    )
+
+
 class Snapshots:
     """A hook that records ``record(step)`` after step 1 and every ``every`` steps.
 
@@ -209,8 +227,11 @@ class Snapshots:
 
     def after_step(self, step: int) -> None:
         if step % self.every == 0 or step == 1:
+            item = self.record(step)
+            if not self.items:  # the first record: refuse what a checkpoint cannot hold, now, not at the save
+                _check_plain(item, "a Snapshots record")
             self.steps.append(step)
-            self.items.append(self.record(step))
+            self.items.append(item)
 
     def state_dict(self) -> dict[str, Any]:
         return {"every": self.every, "steps": list(self.steps), "items": list(self.items)}

@@ -102,3 +102,39 @@ def test_char_gpt_custom_recipe_has_its_own_cache_entry(monkeypatch, tmp_path):
     assert sorted(p.name for p in tmp_path.rglob("*.pt")) == ["ch7_gpt_english_custom.pt"]
     with pytest.raises(TypeError, match="CharGPTRecipe"):
         train_char_gpt(stream, 10, recipe={"steps": 5})
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda: vae_recipes.train_vae("mlp2", seed=-1, fast=True), ValueError, "seed must be >= 0"),
+        (lambda: vae_recipes.train_vae("mlp2", seed=1.5, fast=True), TypeError, "seed must be an int"),
+        (lambda: gan_recipes.train_gan("dcgan", hooks=3, fast=True), TypeError, "hooks must be a list"),
+        (lambda: gan_recipes.train_ring("fixed", hooks=3, fast=True), TypeError, "hooks must be a list"),
+    ],
+)
+def test_recipe_arguments_are_checked(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_mnist_classifier_refuses_a_numpy_generator():
+    import numpy as np
+
+    from genai_lib.recipes.classifier import mnist_classifier
+
+    with pytest.raises(TypeError, match="torch.Generator"):
+        mnist_classifier(generator=np.random.default_rng(0))
+
+
+def test_a_snapshot_that_a_checkpoint_cannot_hold_is_refused_at_once():
+    import numpy as np
+
+    from genai_lib.phases import Snapshots
+
+    snaps = Snapshots(lambda step: {"grid": np.zeros(3)}, every=2)
+    with pytest.raises(TypeError, match="ndarray"):
+        snaps.after_step(1)
+    ok = Snapshots(lambda step: {"grid": torch.zeros(3), "fid": 1.0, "steps": [step]}, every=2)
+    ok.after_step(1)
+    assert ok.steps == [1]

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from genai_lib._checks import check_generator
 from genai_lib.data import load_mnist, make_loader
 from genai_lib.metrics import conditional_accuracy
 from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
@@ -47,6 +48,7 @@ def mnist_classifier(
     weaker network (about 80-90%): good enough for tests, not for reported numbers.
     """
     r = MNIST_CLASSIFIER
+    check_generator("generator", generator)
     seed = int(torch.randint(0, 2**31, (1,), generator=generator)) if generator is not None else 0
     fast = fast_mode() if fast is None else fast
     limit, epochs = (r.fast_limit, r.fast_epochs) if fast else (None, r.epochs)

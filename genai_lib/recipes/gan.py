@@ -99,6 +99,12 @@ GAN_MNIST: dict[str, GANRecipe] = {
 }
 
 
+def _hook_list(hooks: Any) -> list[Any]:
+    if not isinstance(hooks, (list, tuple)):
+        raise TypeError(f"hooks must be a list of hooks (e.g. [Snapshots(...)]), got {type(hooks).__name__}")
+    return list(hooks)
+
+
 def _recipe(recipe: str | GANRecipe) -> GANRecipe:
     if isinstance(recipe, GANRecipe):
         return recipe
@@ -143,7 +149,7 @@ def train_gan(
     model = model if model is not None else gan_model(r, fast=fast, device=device)
     x, y = load_mnist("train", limit=FAST_LIMIT if fast else None)
     loader = make_loader(x, y, batch_size=BATCH, drop_last=True, generator=torch.Generator().manual_seed(0))
-    common = {"progress": progress, "desc": name, "hooks": list(hooks), **kwargs}
+    common = {"progress": progress, "desc": name, "hooks": _hook_list(hooks), **kwargs}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the training noise
         if cache:
@@ -219,7 +225,7 @@ def train_ring(
     """
     spec = _ring_spec(which, fast)
     x, _ = toy_2d(RING_DATA["name"], RING_DATA["n"], generator=torch.Generator().manual_seed(RING_DATA["seed"]))
-    kwargs = {"progress": progress, "hooks": list(hooks), "divergence": None, **spec["fit"]}
+    kwargs = {"progress": progress, "hooks": _hook_list(hooks), "divergence": None, **spec["fit"]}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec["seed"])
         if model is None:

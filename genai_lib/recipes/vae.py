@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from genai_lib._checks import check_positive
 from genai_lib.data import load_mnist, make_loader
 from genai_lib.history import History
 from genai_lib.models.vae import VAE, VAEConfig
@@ -73,6 +74,7 @@ def train_vae(
         raise TypeError(f"recipe must be a name in VAE_MNIST or a VAERecipe, got {type(recipe).__name__}")
     elif cache and name is None:
         raise ValueError("a custom VAERecipe needs a name: its cache entry")
+    check_positive("seed", seed, allow_zero=True)
     fast = fast_mode() if fast is None else fast
     limit, epochs = (FAST_LIMIT, recipe.fast_epochs) if fast else (None, recipe.epochs)
     x, y = load_mnist("train", limit=limit)
