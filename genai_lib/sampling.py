@@ -27,10 +27,12 @@ from typing import Any
 import torch
 
 from genai_lib._checks import check_generator, check_positive, check_size
+from genai_lib.utils import eval_mode, model_device
 
 __all__ = [
     "check_generation",
     "generate_tokens",
+    "TokenGenerator",
     "greedy",
     "apply_temperature",
     "top_k_filter",
@@ -256,3 +258,48 @@ def generate_tokens(
         if i < max_new_tokens - 1:
             logits, state = step(out, state)
     return out
+
+
+class TokenGenerator:
+    """``generate`` and ``sample`` written once for every neural language model (a mixin).
+
+    A model provides ``_check_ids(idx, name)`` (validation of (B, T) ids) and ``_decode_step(**options)``,
+    which returns the ``step(out, state)`` function of :func:`generate_tokens` (GPT: with or
+    without its KV cache; LSTM: with its carried state). ``generate`` runs in eval mode (dropout
+    off) and restores the mode afterwards.
+    """
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        greedy: bool = False,
+        **options: Any,
+    ) -> torch.Tensor:
+        """Continue idx (B, T) by ``max_new_tokens`` tokens -> (B, T + max_new_tokens).
+
+        ``greedy=True`` takes the argmax (temperature, top-k and top-p are then ignored); else
+        each token is drawn by :func:`sample_next` with ``generator``. ``options`` go to the
+        model's decoding step (GPT: ``use_cache``)."""
+        idx = self._check_ids(idx, "idx")
+        step = self._decode_step(**options)
+        sampling = {"greedy": greedy, "temperature": temperature, "top_k": top_k, "top_p": top_p}
+        with eval_mode(self):
+            return generate_tokens(step, idx, max_new_tokens, generator=generator, **sampling)
+
+    def sample(
+        self, n: int, *, prompt: torch.Tensor | None = None, generator: torch.Generator | None = None, **sampling: Any
+    ) -> torch.Tensor:
+        """``n`` new token ids after ``prompt`` (1-D ids; default: the single token 0) -> 1-D
+        LongTensor (prompt + n) on the CPU, ready for ``tokenizer.decode``. ``sampling``: the
+        keyword arguments of :meth:`generate`."""
+        if prompt is None:
+            prompt = torch.zeros(1, dtype=torch.long)
+        prompt = self._check_ids(prompt, "prompt", dims=(1,))
+        return self.generate(prompt[None].to(model_device(self)), n, generator=generator, **sampling)[0].cpu()

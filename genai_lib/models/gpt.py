@@ -32,9 +32,8 @@ from torch import nn
 
 from genai_lib._checks import check_positive, check_size, plain_fields
 from genai_lib.models.attention import CausalSelfAttention, KVCache, Rope, rope_tables
-from genai_lib.sampling import generate_tokens
+from genai_lib.sampling import TokenGenerator
 from genai_lib.tokenizer import check_token_ids
-from genai_lib.utils import eval_mode
 
 __all__ = [
     "GPTConfig",
@@ -114,7 +113,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class GPT(nn.Module):
+class GPT(TokenGenerator, nn.Module):
     """Decoder-only Transformer. ``forward(idx, targets) -> (logits, loss)``; see the module docstring."""
 
     def __init__(self, cfg: GPTConfig) -> None:
@@ -224,32 +223,24 @@ class GPT(nn.Module):
             x = x + block.mlp(block.ln_2(x))  # eval mode: dropout is off
         return maps
 
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        *,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | None = None,
-        greedy: bool = False,
-        use_cache: bool = True,
-    ) -> torch.Tensor:
-        """Continue idx (B, T) by ``max_new_tokens`` tokens -> (B, T + max_new_tokens).
+    def _check_ids(self, idx: Any, name: str, dims: tuple[int, ...] = (2,)) -> torch.Tensor:
+        return (
+            self._check_idx(idx, name) if dims == (2,) else check_token_ids(name, idx, self.cfg.vocab_size, dims=dims)
+        )
 
-        ``greedy=True`` takes the argmax (temperature/top-k/top-p are then ignored); otherwise
-        tokens are drawn by :func:`genai_lib.sampling.sample_next`. A prompt longer than
-        ``block_size`` is cropped to its last ``block_size`` tokens for conditioning (the output
-        still starts with the whole prompt). With ``use_cache`` (default) each step feeds only
-        the new token and reuses cached keys/values; when the cache is full (block_size
-        positions) it is rebuilt from the last 3/4 * block_size tokens, so the cost stays linear
-        in the number of new tokens. Up to block_size total positions, the cached and the
-        uncached (``use_cache=False``: recompute the last block_size tokens every step) results
-        are identical. Runs in eval mode (dropout off) and restores the mode afterwards.
+    def _decode_step(self, use_cache: bool = True) -> Any:
+        """The step of :meth:`generate` (from :class:`~genai_lib.sampling.TokenGenerator`).
+
+        A prompt longer than ``block_size`` is cropped to its last ``block_size`` tokens for
+        conditioning (the output still starts with the whole prompt). With ``use_cache`` (default)
+        each step feeds only the new token and reuses cached keys/values; when the cache is full
+        (block_size positions) it is rebuilt from the last 3/4 * block_size tokens, so the cost
+        stays linear in the number of new tokens. Up to block_size total positions the cached and
+        the uncached (``use_cache=False``: recompute the last block_size tokens every step) results
+        are identical.
         """
-        idx = self._check_idx(idx)
+        if not isinstance(use_cache, (bool, int)):
+            raise TypeError(f"use_cache must be True or False, got {type(use_cache).__name__}")
         block = self.cfg.block_size
         keep = max(1, block - max(1, block // 4))  # context kept when the full cache is rebuilt
 
@@ -267,11 +258,7 @@ class GPT(nn.Module):
                 new = out[:, -1:]
             return self.lm_head(self._hidden(new, cache)[:, -1]), cache
 
-        sampling = {"greedy": greedy, "temperature": temperature, "top_k": top_k, "top_p": top_p}
-        with eval_mode(self):
-            return generate_tokens(
-                cached if use_cache else uncached, idx, max_new_tokens, generator=generator, **sampling
-            )
+        return cached if use_cache else uncached
 
     def _new_cache(self, idx: torch.Tensor) -> KVCache:
         C, nh = self.cfg.n_embd, self.cfg.n_head
@@ -279,23 +266,6 @@ class GPT(nn.Module):
         if torch.is_autocast_enabled(idx.device.type):
             dtype = torch.get_autocast_dtype(idx.device.type)
         return KVCache(self.cfg.n_layer, idx.shape[0], nh, self.cfg.block_size, C // nh, device=idx.device, dtype=dtype)
-
-    def sample(
-        self,
-        n: int,
-        *,
-        prompt: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        **sampling: Any,
-    ) -> torch.Tensor:
-        """``n`` new token ids after ``prompt`` (1-D ids; default: the single token 0) -> 1-D
-        LongTensor (prompt + n) on the CPU, ready for ``tokenizer.decode``. ``sampling``:
-        temperature, top_k, top_p, greedy, use_cache (see :meth:`generate`)."""
-        device = self.wte.weight.device
-        if prompt is None:
-            prompt = torch.zeros(1, dtype=torch.long)
-        prompt = check_token_ids("prompt", prompt, self.cfg.vocab_size, dims=(1,))
-        return self.generate(prompt[None].to(device), n, generator=generator, **sampling)[0].cpu()
 
     def configure_optimizers(
         self,

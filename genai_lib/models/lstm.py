@@ -27,9 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import as_dtype_of, check_positive, check_size, plain_fields
-from genai_lib.sampling import generate_tokens
+from genai_lib.sampling import TokenGenerator
 from genai_lib.tokenizer import check_token_ids
-from genai_lib.utils import eval_mode
 
 __all__ = ["LSTMConfig", "LSTMLM"]
 
@@ -61,7 +60,7 @@ class LSTMConfig:
         check_size("LSTMConfig", V * E + 4 * H * (E + H) + (L - 1) * 8 * H * H + H * E + V * H)
 
 
-class LSTMLM(nn.Module):
+class LSTMLM(TokenGenerator, nn.Module):
     """Embedding -> L-layer LSTM -> (projection) -> output logits at every position."""
 
     def __init__(self, cfg: LSTMConfig) -> None:
@@ -127,41 +126,17 @@ class LSTMLM(nn.Module):
         _, loss, _ = self(batch[0], batch[1])
         return loss, {}
 
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        *,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | None = None,
-        greedy: bool = False,
-    ) -> torch.Tensor:
-        """Continue idx (B, T) by ``max_new_tokens`` tokens -> (B, T + max_new_tokens).
+    def _check_ids(self, idx: Any, name: str, dims: tuple[int, ...] = (2,)) -> torch.Tensor:
+        return check_token_ids(name, idx, self.cfg.vocab_size, dims=dims)
 
-        The prompt is read once (any length: an RNN has no context limit), then each new token
-        is fed with the carried state, so the cost is linear. ``greedy=True`` takes the argmax.
-        Runs in eval mode and restores the mode afterwards.
-        """
-        idx = check_token_ids("idx", idx, self.cfg.vocab_size, dims=(2,))
+    def _decode_step(self) -> Any:
+        """The step of :meth:`generate` (from :class:`~genai_lib.sampling.TokenGenerator`): the
+        prompt is read once (any length: an RNN has no context limit), then each new token is fed
+        with the carried state, so the cost is linear in the number of tokens."""
 
         def step(out: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
             new = out if state is None else out[:, -1:]  # the prompt once, then one token with the carried state
             logits, _, state = self(new, state=state)
             return logits[:, -1], state
 
-        sampling = {"greedy": greedy, "temperature": temperature, "top_k": top_k, "top_p": top_p}
-        with eval_mode(self):
-            return generate_tokens(step, idx, max_new_tokens, generator=generator, **sampling)
-
-    def sample(
-        self, n: int, *, prompt: torch.Tensor | None = None, generator: torch.Generator | None = None, **sampling: Any
-    ) -> torch.Tensor:
-        """``n`` new ids after ``prompt`` (1-D; default the single token 0) -> 1-D LongTensor on CPU."""
-        device = self.embed.weight.device
-        if prompt is None:
-            prompt = torch.zeros(1, dtype=torch.long)
-        prompt = check_token_ids("prompt", prompt, self.cfg.vocab_size, dims=(1,))
-        return self.generate(prompt[None].to(device), n, generator=generator, **sampling)[0].cpu()
+        return step

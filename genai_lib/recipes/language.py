@@ -206,6 +206,19 @@ def train_lstm(
 # --------------------------------------------------------------------------- the character models
 
 
+def _char_model(table: dict, kind: type, build: type, recipe: Any, fast: bool | None, vocab_size: int, device: Any):
+    """``(recipe, is_the_shared_one, untrained model)``: the caller's recipe or the shared one of
+    ``table`` for the mode, and its model with weights from seed 0 inside ``fork_rng``."""
+    shared = table["fast" if (fast_mode() if fast is None else fast) else "full"]
+    if recipe is not None and not isinstance(recipe, kind):
+        raise TypeError(f"recipe must be a {kind.__name__}, got {type(recipe).__name__}")
+    recipe = recipe or shared
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build(recipe.config(vocab_size)).to(device)
+    return recipe, recipe == shared, model
+
+
 @dataclass(frozen=True)
 class CharGPTRecipe:
     """A character GPT's shape and its AdamW + warm-up/cosine budget (see ``CHAR_GPT``)."""
@@ -258,13 +271,7 @@ def train_char_gpt(
     stays. Weights come from seed 0 inside ``torch.random.fork_rng``. Returns ``(model, history)``;
     ``history.from_cache`` says whether it was loaded. ``fast`` defaults to ``GENAI_FAST``.
     """
-    shared = CHAR_GPT["fast" if (fast_mode() if fast is None else fast) else "full"]
-    if recipe is not None and not isinstance(recipe, CharGPTRecipe):
-        raise TypeError(f"recipe must be a CharGPTRecipe, got {type(recipe).__name__}")
-    recipe = recipe or shared
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = GPT(recipe.config(vocab_size)).to(device)
+    recipe, shared, model = _char_model(CHAR_GPT, CharGPTRecipe, GPT, recipe, fast, vocab_size, device)
     history = train_gpt(
         model,
         train_ids,
@@ -275,7 +282,7 @@ def train_char_gpt(
         warmup=recipe.warmup,
         weight_decay=recipe.weight_decay,
         generator=torch.Generator().manual_seed(0),
-        name="ch7_gpt_english" if recipe == shared else "ch7_gpt_english_custom",
+        name="ch7_gpt_english" if shared else "ch7_gpt_english_custom",
         progress=progress,
     )
     return model, history
@@ -322,13 +329,7 @@ def train_char_lstm(
     """Chapter 7's character LSTM on ``train_ids``, trained with ``CHAR_LSTM`` and cached as
     ``ch7_lstm``, or loaded. ``recipe`` replaces the shared recipe (an exercise); it is cached as
     ``ch7_lstm_custom``. Weights come from seed 0 inside ``torch.random.fork_rng``."""
-    shared = CHAR_LSTM["fast" if (fast_mode() if fast is None else fast) else "full"]
-    if recipe is not None and not isinstance(recipe, CharLSTMRecipe):
-        raise TypeError(f"recipe must be a CharLSTMRecipe, got {type(recipe).__name__}")
-    recipe = recipe or shared
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = LSTMLM(recipe.config(vocab_size)).to(device)
+    recipe, shared, model = _char_model(CHAR_LSTM, CharLSTMRecipe, LSTMLM, recipe, fast, vocab_size, device)
     history = train_lstm(
         model,
         train_ids,
@@ -337,7 +338,7 @@ def train_char_lstm(
         batch_size=recipe.batch_size,
         lr=recipe.lr,
         lr_schedule=cosine_schedule(recipe.warmup, recipe.steps),
-        name="ch7_lstm" if recipe == shared else "ch7_lstm_custom",
+        name="ch7_lstm" if shared else "ch7_lstm_custom",
         key={"schedule": f"cosine({recipe.warmup}, {recipe.steps}, 0.1)"},
         progress=progress,
     )
