@@ -32,7 +32,7 @@ from genai_lib.utils import cache_dir, model_device
 
 __all__ = ["fingerprint", "load_or_train", "cached", "cache_path"]
 
-_SKIP = frozenset({"progress", "log_every", "desc", "callbacks", "checkpoint_every"})
+_SKIP = frozenset({"progress", "log_every", "desc", "callbacks", "checkpoint_every", "hooks"})
 
 
 class _Unhashable(TypeError):
@@ -81,7 +81,11 @@ def _canon(obj: Any, where: str) -> Any:
 def fingerprint(model: nn.Module, fit_kwargs: Mapping[str, Any], key: Any) -> dict[str, Any]:
     """What a cache entry must match: the model's class and config, the training arguments that
     are plain data (functions such as a schedule cannot be hashed: describe them in ``key``), and
-    ``key`` itself (refused with a TypeError if any part of it cannot be hashed faithfully)."""
+    ``key`` itself (refused with a TypeError if any part of it cannot be hashed faithfully).
+
+    Hooks count by kind only: a recording hook (``Snapshots``) watches the run without changing it,
+    so an entry trained with or without one is the same entry (its records are checked apart);
+    hooks that change what is trained (an ``EMA``) are listed by class name."""
     try:
         key_desc = _canon(key, "key")
     except _Unhashable as exc:
@@ -94,6 +98,9 @@ def fingerprint(model: nn.Module, fit_kwargs: Mapping[str, Any], key: Any) -> di
             simple[k] = _canon(v, k)
         except _Unhashable:
             continue  # callables, optimizers, loaders: the caller's key describes them
+    changing = sorted(type(h).__name__ for h in fit_kwargs.get("hooks", ()) if not _is_recorder(h))
+    if changing:
+        simple["hooks"] = changing
     blob = json.dumps(
         {"config": _canon(config_dict(getattr(model, "cfg", None)), "config"), "fit": simple, "key": key_desc},
         sort_keys=True,
@@ -123,8 +130,12 @@ def _fits(model: nn.Module, saved: Any) -> bool:
     )
 
 
+def _is_recorder(hook: Any) -> bool:
+    return hasattr(hook, "state_dict") and not isinstance(hook, nn.Module)
+
+
 def _recording_hooks(fit_kwargs: Mapping[str, Any]) -> list[Any]:
-    return [h for h in fit_kwargs.get("hooks", ()) if hasattr(h, "state_dict") and not isinstance(h, nn.Module)]
+    return [h for h in fit_kwargs.get("hooks", ()) if _is_recorder(h)]
 
 
 def load_or_train(

@@ -312,3 +312,17 @@ def test_bad_phase_set_ups_fail_before_step_one(make, exc, match):
     with pytest.raises(exc, match=match):
         make(model)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_one_cache_entry_with_and_without_a_recording_hook(tmp_path, monkeypatch):
+    """A notebook that records snapshots and one that does not share the entry (no ping-pong)."""
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+
+    def run(hooks):
+        model = _build("regressor")
+        return load_or_train(model, _loader(), name="shared", steps=5, lr=1e-2, hooks=hooks, progress=False)
+
+    snaps = lambda: [Snapshots(lambda step: float(step), every=2)]  # noqa: E731
+    assert [run(snaps()).from_cache, run([]).from_cache, run(snaps()).from_cache] == [False, True, True]
+    ema = _build("regressor").ema
+    assert not run([ema]).from_cache  # a hook that changes what is trained is a different entry
