@@ -1283,6 +1283,335 @@ RECIPE_ROWS = [
     ("train_char_gpt recipe", lambda t: _recipes()[2].train_char_gpt(ids(50), 11, recipe=3), TypeError, "recipe"),
 ]
 
+# --------------------------------------------------------------------------- chapter 6: diffusion and flow matching
+
+
+@cache
+def _d():
+    """The chapter-6 modules and tiny models, imported and built once."""
+    from types import SimpleNamespace
+
+    from genai_lib.models import diffusion, flow, unet
+    from genai_lib.recipes import diffusion as recipes
+    from genai_lib.recipes import diffusion_eval
+
+    tiny_unet = unet.UNetConfig(width=8, mults=(1, 2), groups=4, heads=2, image_shape=(1, 8, 8))
+    tiny_mlp = unet.MLPDenoiserConfig(dim=2, hidden=8, depth=1, emb_dim=8)
+    torch.manual_seed(0)
+    return SimpleNamespace(
+        diffusion=diffusion,
+        flow=flow,
+        unet=unet,
+        recipes=recipes,
+        eval=diffusion_eval,
+        tiny_unet=tiny_unet,
+        tiny_mlp=tiny_mlp,
+        dm=diffusion.GaussianDiffusion(diffusion.DiffusionConfig(tiny_unet, steps=20)),
+        fm=flow.FlowMatching(flow.FlowConfig(tiny_mlp)),
+        cond=diffusion.GaussianDiffusion(
+            diffusion.DiffusionConfig(
+                unet.MLPDenoiserConfig(dim=2, hidden=8, depth=1, emb_dim=8, n_classes=2), steps=10
+            )
+        ),
+        sched=diffusion.NoiseSchedule.make("linear", 100),
+    )
+
+
+def _dcfg(**kw):
+    return _d().diffusion.DiffusionConfig(_d().tiny_mlp, **kw)
+
+
+def _unet(**kw):
+    return _d().unet.UNetConfig(**kw)
+
+
+DIFFUSION_ROWS = [
+    ("q_sample t > T", lambda t: _d().sched.q_sample(torch.zeros(2, 2), 101), ValueError, r"t must lie in \[0, 100\]"),
+    (
+        "q_sample t < 0",
+        lambda t: _d().sched.q_sample(torch.zeros(2, 2), torch.tensor([-1, 3])),
+        ValueError,
+        r"t must lie in \[0, 100\]",
+    ),
+    (
+        "q_sample float t",
+        lambda t: _d().sched.q_sample(torch.zeros(2, 2), torch.tensor([1.0, 3.0])),
+        TypeError,
+        "t must be an integer tensor",
+    ),
+    (
+        "posterior at t = 0",
+        lambda t: _d().sched.posterior(torch.zeros(2, 1), torch.zeros(2, 1), 0),
+        ValueError,
+        r"t must lie in \[1, 100\]",
+    ),
+    (
+        "q_sample noise shape",
+        lambda t: _d().sched.q_sample(torch.zeros(2, 2), 3, torch.zeros(3, 2)),
+        ValueError,
+        "noise must have the shape of x0",
+    ),
+    ("q_sample of a list", lambda t: _d().sched.q_sample([0.0, 1.0], 3), TypeError, "x0 must be a torch.Tensor"),
+    (
+        "diffusion loss image size",
+        lambda t: _d().dm.loss(torch.rand(2, 1, 28, 28)),
+        ValueError,
+        r"x must have shape \(N, 1, 8, 8\)",
+    ),
+    (
+        "diffusion loss image range",
+        lambda t: _d().dm.loss(torch.rand(2, 1, 8, 8) * 2 - 1),
+        ValueError,
+        r"images must be finite and lie in \[0, 1\]",
+    ),
+    (
+        "diffusion loss NaN image",
+        lambda t: _d().dm.loss(torch.full((2, 1, 8, 8), NAN)),
+        ValueError,
+        r"lie in \[0, 1\]",
+    ),
+    ("diffusion zero steps", lambda t: _d().dm.sample(2, steps=0), ValueError, "steps must be > 0"),
+    (
+        "diffusion steps > T",
+        lambda t: _d().dm.sample(2, steps=21),
+        ValueError,
+        r"steps must be <= 20 \(the length of the chain\)",
+    ),
+    ("diffusion float steps", lambda t: _d().dm.sample(2, steps=2.5), TypeError, "steps must be an int"),
+    ("flow zero steps", lambda t: _d().fm.sample(2, steps=0), ValueError, "steps must be > 0"),
+    ("diffusion n = 0", lambda t: _d().dm.sample(0, steps=5), ValueError, "n must be > 0"),
+    ("diffusion method euler", lambda t: _d().dm.sample(2, method="euler"), ValueError, "method must be 'ddim' or"),
+    (
+        "diffusion ddpm with eta",
+        lambda t: _d().dm.sample(2, method="ddpm", eta=0.5),
+        ValueError,
+        "eta belongs to method='ddim'",
+    ),
+    ("diffusion negative eta", lambda t: _d().dm.sample(2, eta=-0.1), ValueError, "eta must be >= 0"),
+    ("flow method rk4", lambda t: _d().fm.sample(2, method="rk4"), ValueError, r"method must be one of \('euler'"),
+    ("diffusion negative guidance", lambda t: _d().dm.sample(2, guidance=-1.0), ValueError, "guidance must be >= 0"),
+    ("diffusion NaN guidance", lambda t: _d().dm.sample(2, guidance=NAN), ValueError, "guidance must be a finite"),
+    ("flow negative guidance", lambda t: _d().fm.sample(2, guidance=-0.5), ValueError, "guidance must be >= 0"),
+    (
+        "labels to an unconditional model",
+        lambda t: _d().dm.sample(2, labels=1),
+        ValueError,
+        "labels are only accepted by a class-conditional model",
+    ),
+    ("sample label out of range", lambda t: _d().cond.sample(2, labels=2), ValueError, r"labels must lie in \[0, 2\)"),
+    (
+        "sample float labels",
+        lambda t: _d().cond.sample(2, labels=torch.tensor([0.0, 1.0])),
+        TypeError,
+        "labels must be an integer tensor",
+    ),
+    (
+        "conditional loss without labels",
+        lambda t: _d().cond.loss(torch.zeros(2, 2)),
+        ValueError,
+        r"needs \(x, labels\) batches",
+    ),
+    (
+        "sample noise shape",
+        lambda t: _d().dm.sample(2, steps=5, noise=torch.zeros(3, 1, 8, 8)),
+        ValueError,
+        r"noise must have shape \(2, 1, 8, 8\)",
+    ),
+    (
+        "sample an int generator",
+        lambda t: _d().dm.sample(2, steps=5, generator=0),
+        TypeError,
+        "generator must be a torch.Generator",
+    ),
+    (
+        "trajectory unknown keyword",
+        lambda t: _d().dm.trajectory(2, step=5),
+        TypeError,
+        "trajectory got unexpected keywords",
+    ),
+    ("network ema not a bool", lambda t: _d().dm.network(ema="yes"), TypeError, "ema must be a bool"),
+    ("flow loss vector size", lambda t: _d().fm.loss(torch.zeros(4, 3)), ValueError, r"x must have shape \(N, 2\)"),
+    (
+        "schedule not monotone",
+        lambda t: _d().diffusion.NoiseSchedule.from_alpha_bar([1.0, 0.5, 0.6]),
+        ValueError,
+        "not monotone",
+    ),
+    (
+        "schedule reaching 0",
+        lambda t: _d().diffusion.NoiseSchedule.from_alpha_bar([1.0, 0.5, 0.0]),
+        ValueError,
+        "stay > 0",
+    ),
+    (
+        "schedule beta out of (0, 1)",
+        lambda t: _d().diffusion.NoiseSchedule([0.1, -0.1, 0.2]),
+        ValueError,
+        r"betas must lie in \(0, 1\)",
+    ),
+    (
+        "schedule NaN beta",
+        lambda t: _d().diffusion.NoiseSchedule([0.1, NAN]),
+        ValueError,
+        "betas contains NaN",
+    ),
+    (
+        "schedule unknown kind",
+        lambda t: _d().diffusion.NoiseSchedule.make("quadratic", 10),
+        ValueError,
+        r"schedule must be one of \('linear', 'cosine'\)",
+    ),
+    ("linear schedule too short", lambda t: _d().diffusion.linear_betas(10), ValueError, "need 0 < beta < 1"),
+    ("DiffusionConfig schedule", lambda t: _dcfg(schedule="sigmoid"), ValueError, "schedule must be one of"),
+    ("DiffusionConfig prediction", lambda t: _dcfg(prediction="score"), ValueError, r"prediction must be one of"),
+    ("DiffusionConfig steps 0", lambda t: _dcfg(steps=0), ValueError, "steps must be > 0"),
+    ("DiffusionConfig float steps", lambda t: _dcfg(steps=10.0), TypeError, "steps must be an int"),
+    ("DiffusionConfig short linear", lambda t: _dcfg(steps=10, schedule="linear"), ValueError, "need 0 < beta < 1"),
+    (
+        "DiffusionConfig p_uncond without classes",
+        lambda t: _dcfg(p_uncond=0.1),
+        ValueError,
+        "p_uncond > 0 needs a class-conditional",
+    ),
+    ("DiffusionConfig ema_decay 1", lambda t: _dcfg(ema_decay=1.0), ValueError, r"ema_decay must be in \[0, 1\)"),
+    (
+        "DiffusionConfig of a string",
+        lambda t: _d().diffusion.DiffusionConfig("unet"),
+        TypeError,
+        "denoiser must be a UNetConfig or MLPDenoiserConfig",
+    ),
+    ("DiffusionConfig data_scale 0", lambda t: _dcfg(data_scale=0.0), ValueError, "data_scale must be > 0"),
+    ("DiffusionConfig clip_x0 not bool", lambda t: _dcfg(clip_x0=1), TypeError, "clip_x0 must be a bool"),
+    (
+        "FlowConfig sigma_min 1",
+        lambda t: _d().flow.FlowConfig(_d().tiny_mlp, sigma_min=1.0),
+        ValueError,
+        r"sigma_min must be in \[0, 1\)",
+    ),
+    (
+        "FlowConfig time sampling",
+        lambda t: _d().flow.FlowConfig(_d().tiny_mlp, time_sampling="beta"),
+        ValueError,
+        "time_sampling must be one of",
+    ),
+    (
+        "GaussianDiffusion of a FlowConfig",
+        lambda t: _d().diffusion.GaussianDiffusion(_d().flow.FlowConfig(_d().tiny_mlp)),
+        TypeError,
+        "cfg must be a DiffusionConfig",
+    ),
+    (
+        "FlowMatching of a DiffusionConfig",
+        lambda t: _d().flow.FlowMatching(_dcfg()),
+        TypeError,
+        "cfg must be a FlowConfig",
+    ),
+    ("UNetConfig 30x30", lambda t: _unet(image_shape=(1, 30, 30)), ValueError, "must be divisible by patch"),
+    ("UNetConfig groups", lambda t: _unet(width=12, groups=8), ValueError, "not divisible by groups=8"),
+    ("UNetConfig heads", lambda t: _unet(width=8, groups=4, heads=3), ValueError, "not divisible by heads=3"),
+    ("UNetConfig dropout 1", lambda t: _unet(dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
+    (
+        "UNetConfig image_shape 2-D",
+        lambda t: _unet(image_shape=(28, 28)),
+        ValueError,
+        r"image_shape must be \(C, H, W\)",
+    ),
+    ("UNetConfig mults of an int", lambda t: _unet(mults=2), TypeError, "mults must be a tuple"),
+    ("UNetConfig absurd width", lambda t: _unet(width=2**20, groups=1), ValueError, "UNetConfig would need"),
+    ("UNetConfig float width", lambda t: _unet(width=32.0), TypeError, "width must be an int"),
+    (
+        "MLPDenoiserConfig odd embedding",
+        lambda t: _d().unet.MLPDenoiserConfig(emb_dim=7),
+        ValueError,
+        "emb_dim must be even",
+    ),
+    (
+        "MLPDenoiserConfig absurd width",
+        lambda t: _d().unet.MLPDenoiserConfig(hidden=2**24),
+        ValueError,
+        "MLPDenoiserConfig would need",
+    ),
+    (
+        "UNet t of the wrong length",
+        lambda t: _d().unet.UNet(_d().tiny_unet)(torch.zeros(2, 1, 8, 8), torch.zeros(3)),
+        ValueError,
+        r"t must have shape \(2\), got \(3,\)",
+    ),
+    (
+        "UNet labels to an unconditional net",
+        lambda t: _d().unet.UNet(_d().tiny_unet)(torch.zeros(2, 1, 8, 8), 0.5, torch.zeros(2).long()),
+        ValueError,
+        "unconditional",
+    ),
+    (
+        "UNet label beyond the null class",
+        lambda t: _d().unet.UNet(_unet(width=8, mults=(1, 2), groups=4, heads=2, image_shape=(1, 8, 8), n_classes=2))(
+            torch.zeros(2, 1, 8, 8), 0.5, torch.tensor([0, 3])
+        ),
+        ValueError,
+        r"labels must lie in \[0, 2\] \(2 = the null class\)",
+    ),
+    ("timestep_embedding odd dim", lambda t: _d().unet.timestep_embedding(torch.zeros(3), 5), ValueError, "even"),
+    (
+        "guided negative scale",
+        lambda t: _d().unet.guided(_d().unet.UNet(_d().tiny_unet), torch.zeros(1, 1, 8, 8), torch.zeros(1), None, -1.0),
+        ValueError,
+        "guidance scale must be >= 0",
+    ),
+    ("euler zero steps", lambda t: _d().flow.euler(lambda x, s: x, torch.zeros(1), 0), ValueError, "steps must be > 0"),
+    (
+        "LatentGenerator without decode_mean",
+        lambda t: _d().diffusion.LatentGenerator(_d().fm, torch.nn.Linear(2, 2)),
+        TypeError,
+        "decode_mean",
+    ),
+    (
+        "train_diffusion unknown",
+        lambda t: _d().recipes.train_diffusion("ddim"),
+        ValueError,
+        "recipe must be one of",
+    ),
+    (
+        "train_diffusion custom without a name",
+        lambda t: _d().recipes.train_diffusion(_d().recipes.DIFFUSION_MNIST["fm"]),
+        ValueError,
+        "needs a name",
+    ),
+    (
+        "train_diffusion hooks of an int",
+        lambda t: _d().recipes.train_diffusion("fm", hooks=3),
+        TypeError,
+        "hooks must be a list or tuple",
+    ),
+    ("train_ring_model unknown", lambda t: _d().recipes.train_ring_model("gan"), ValueError, "recipe must be one of"),
+    (
+        "DiffusionRecipe of a VAEConfig",
+        lambda t: _d().recipes.DiffusionRecipe(VAEConfig(), steps=1, lr=1e-3),
+        TypeError,
+        "config must be a DiffusionConfig or FlowConfig",
+    ),
+    (
+        "DiffusionRecipe steps 0",
+        lambda t: _d().recipes.DiffusionRecipe(_dcfg(), steps=0, lr=1e-3),
+        ValueError,
+        "steps must be > 0",
+    ),
+    (
+        "DiffusionRecipe negative lr",
+        lambda t: _d().recipes.DiffusionRecipe(_dcfg(), steps=1, lr=-1.0),
+        ValueError,
+        "lr must be > 0",
+    ),
+    ("model_at of a list", lambda t: _d().recipes.model_at(_d().fm, []), TypeError, "weights must be a state dict"),
+    ("eval_n 0", lambda t: _d().eval.eval_n(0), ValueError, "n must be > 0"),
+    (
+        "guided_samples negative scale",
+        lambda t: _d().eval.guided_samples(_d().cond, 4, -1.0),
+        ValueError,
+        "scale must be >= 0",
+    ),
+]
+
 ROWS = (
     CHECKPOINT_ROWS
     + TRAIN_ROWS
@@ -1297,6 +1626,7 @@ ROWS = (
     + PLOT_ROWS
     + UTIL_ROWS
     + RECIPE_ROWS
+    + DIFFUSION_ROWS
 )
 
 
