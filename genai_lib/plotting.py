@@ -179,28 +179,106 @@ def density_2d(
 
 
 def animate(
-    frames: Sequence[Any], *, titles: Sequence[str] | None = None, interval: int = 400, size: float = 3.5
+    frames: Sequence[Any],
+    *,
+    titles: Sequence[str] | None = None,
+    interval: int = 400,
+    size: float = 3.5,
+    alt: str | None = None,
 ) -> str:
-    """A JavaScript animation (HTML string) of image arrays; plays in the static book with no kernel.
+    """A self-contained HTML animation of image arrays (display it with ``IPython.display.HTML``).
 
-    Display it with ``IPython.display.HTML(animate(frames))``.
+    The first frame is a plain ``<img>`` (with ``alt`` text), so it shows at once everywhere:
+    the static book, JupyterLab before any click, a notebook whose outputs are not trusted (no
+    script runs there). A short inline script adds play/pause, step and a frame slider; the
+    controls are text buttons, so nothing is fetched from a CDN (matplotlib's ``to_jshtml``
+    needs Font Awesome from one and, in JupyterLab, a click before it draws).
     """
-    from matplotlib import animation
+    import base64
+    import html as html_lib
+    import io
+    import json
+    import uuid
 
     if len(frames) == 0:
         raise ValueError("animate needs at least one frame")
+    if titles is not None and len(titles) != len(frames):
+        raise ValueError(f"need one title per frame, got {len(titles)} titles for {len(frames)} frames")
+    check_positive("interval", interval)
     arrays = [_to_numpy(f) for f in frames]
     fig, ax = plt.subplots(figsize=(size, size))
     ax.set_axis_off()
     im = ax.imshow(arrays[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-
-    def update(i: int):
-        im.set_data(arrays[i])
+    uris = []
+    for i, arr in enumerate(arrays):
+        im.set_data(arr)
         if titles is not None:
             ax.set_title(titles[i])
-        return (im,)
-
-    anim = animation.FuncAnimation(fig, update, frames=len(arrays), interval=interval, blit=False)
-    html = anim.to_jshtml(default_mode="once")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=72)
+        uris.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
     plt.close(fig)
-    return html
+    n = len(uris)
+    alt = alt or f"an animation of {n} frames"
+    labels = [str(t) for t in titles] if titles is not None else [f"frame {i + 1}" for i in range(n)]
+    uid = "genai-anim-" + uuid.uuid4().hex[:12]
+    esc = html_lib.escape
+    buttons = "".join(
+        f'<button type="button" data-act="{act}" aria-label="{label}" title="{label}">{text}</button>'
+        for act, label, text in (
+            ("first", "first frame", "|&#9664;"),
+            ("prev", "previous frame", "&#9664;"),
+            ("play", "play", "&#9654; play"),
+            ("next", "next frame", "&#9654;"),
+            ("last", "last frame", "&#9654;|"),
+        )
+    )
+    data = json.dumps({"frames": uris, "labels": labels, "interval": int(interval), "alt": alt})
+    script = _ANIMATION_JS.replace("__UID__", uid).replace("__DATA__", data.replace("</", "<\\/"))
+    return (
+        f'<div class="genai-animation" id="{uid}" role="group" aria-label="{esc(alt)}">'
+        f'<img src="{uris[0]}" alt="{esc(alt)} (frame 1 of {n}: {esc(labels[0])})" style="max-width: 100%">'
+        f'<div class="genai-animation-controls">{buttons}'
+        f'<input type="range" min="0" max="{n - 1}" value="0" aria-label="frame" style="vertical-align: middle">'
+        f' <span aria-live="polite">{esc(labels[0])} (1/{n})</span></div>'
+        f"<script>{script}</script></div>"
+    )
+
+
+# The player behind animate(): plain DOM calls, no library; it binds to its own element by id.
+_ANIMATION_JS = """
+(function () {
+  var root = document.getElementById("__UID__");
+  if (!root || root.dataset.ready) { return; }
+  root.dataset.ready = "1";
+  var d = __DATA__, i = 0, timer = null;
+  var img = root.querySelector("img"), range = root.querySelector("input");
+  var label = root.querySelector("span"), play = root.querySelector("[data-act=play]");
+  function show(k) {
+    i = (k + d.frames.length) % d.frames.length;
+    img.src = d.frames[i];
+    img.alt = d.alt + " (frame " + (i + 1) + " of " + d.frames.length + ": " + d.labels[i] + ")";
+    range.value = i;
+    label.textContent = d.labels[i] + " (" + (i + 1) + "/" + d.frames.length + ")";
+  }
+  function stop() {
+    if (timer) { clearInterval(timer); timer = null; }
+    play.innerHTML = "&#9654; play"; play.setAttribute("aria-label", "play");
+  }
+  function start() {
+    if (i === d.frames.length - 1) { show(0); }
+    timer = setInterval(function () {
+      if (i === d.frames.length - 1) { stop(); } else { show(i + 1); }
+    }, d.interval);
+    play.innerHTML = "&#10074;&#10074; pause"; play.setAttribute("aria-label", "pause");
+  }
+  root.addEventListener("click", function (e) {
+    var act = e.target.closest("button") && e.target.closest("button").dataset.act;
+    if (!act) { return; }
+    if (act === "play") { if (timer) { stop(); } else { start(); } return; }
+    stop();
+    show({first: 0, prev: i - 1, next: i + 1, last: d.frames.length - 1}[act]);
+  });
+  range.addEventListener("input", function () { stop(); show(parseInt(range.value, 10)); });
+})();
+"""
