@@ -4,7 +4,9 @@
 #   1. the tests marked `gpu` (bf16 autocast with the KV-cache, compiled training, CUDA training of
 #      the VAE and the mixture model) plus the GPT tests that run anywhere;
 #   2. benchmarks/gpt_speed.py on CUDA: tokens/s and MFU at L6/H6/C384/T256/B64 with bf16 autocast
-#      and torch.compile (target >= 0.35 on an H100/H200), and the KV-cache speed-ups.
+#      and torch.compile (target >= 0.35 on an H100/H200), and the KV-cache speed-ups;
+#   3. benchmarks/diffusion_mnist.py on CUDA (bf16 autocast in training), with a fresh cache in $OUT
+#      so it trains every model it scores (set GENAI_CACHE_DIR to reuse one).
 # Logs go to $OUT (or /tmp). Usage, from anywhere:  bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +25,10 @@ EOF
 status=0
 # -o addopts="": the project's pytest options name nbval, which a GPU image need not have.
 "$py" -m pytest -o addopts="" -p no:cacheprovider -q -rs \
-  tests/test_gpt.py tests/test_train.py tests/test_vae.py tests/test_mixture.py 2>&1 | tee "$out/gpu_tests.log"
+  tests/test_gpt.py tests/test_train.py tests/test_vae.py tests/test_mixture.py tests/test_diffusion.py 2>&1 | tee "$out/gpu_tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 "$py" benchmarks/gpt_speed.py --device cuda 2>&1 | tee "$out/gpt_speed_cuda.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+GENAI_CACHE_DIR="${GENAI_CACHE_DIR:-$out/genai_cache}" "$py" benchmarks/diffusion_mnist.py 2>&1 | tee "$out/diffusion_cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 exit "$status"
