@@ -20,12 +20,13 @@ import numpy as np
 import torch
 
 from genai_lib._checks import check_generator, check_positive, check_size
-from genai_lib.utils import atomic_write, cache_root
+from genai_lib.utils import atomic_write, cache_root, uniform_noise
 
 __all__ = [
     "TensorLoader",
     "make_loader",
     "load_mnist",
+    "binarize",
     "mnist_loaders",
     "load_digits8",
     "load_digits28",
@@ -180,6 +181,25 @@ def load_mnist(split: str = "train", *, limit: int | None = None) -> tuple[torch
         order = order[:limit]
     images = torch.from_numpy(x[order].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
     return images, torch.from_numpy(y[order])
+
+
+def binarize(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each grey level read as a probability: pixel ``i`` becomes 1 with probability ``x_i``, else 0.
+
+    The stochastic binarisation of binarised MNIST (Salakhutdinov & Murray 2008): a seeded
+    ``generator`` gives a fixed binarised test set, a fresh draw every epoch ("dynamic
+    binarisation") an augmented training set. ``x`` is float in [0, 1], any shape; the result has
+    its shape, dtype and device. The noise is drawn on the generator's device (CPU by default), so
+    a seeded generator gives the same binary images on every device.
+    """
+    check_generator("generator", generator)
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = f"a tensor of dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"x must be a float tensor of grey levels in [0, 1], got {got}")
+    if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
+        raise ValueError("x must hold grey levels in [0, 1] (finite), got values outside that range")
+    u = uniform_noise(tuple(x.shape), generator=generator, device=x.device, dtype=torch.float32)
+    return (u < x.float()).to(x.dtype)
 
 
 def mnist_loaders(

@@ -29,7 +29,8 @@ def _load_benchmark(name: str):
 
 def test_benchmarks_call_the_shared_recipes():
     vae = _load_benchmark("vae_mnist")
-    assert vae.RUNS is VAE_MNIST and vae.train_vae is vae_recipes.train_vae
+    assert vae.RUNS == {**VAE_MNIST, **vae_recipes.VAE_BINARISED} and vae.train_vae is vae_recipes.train_vae
+    assert all(vae.RUNS[name] is r for name, r in VAE_MNIST.items())
     gan = _load_benchmark("gan_mnist")
     assert gan.RUNS is GAN_MNIST and gan.VAE_RUN is VAE_MNIST["conv16"]
     assert gan.train_gan is gan_recipes.train_gan and gan.train_vae is vae_recipes.train_vae
@@ -138,3 +139,11 @@ def test_a_snapshot_that_a_checkpoint_cannot_hold_is_refused_at_once():
     ok = Snapshots(lambda step: {"grid": torch.zeros(3), "fid": 1.0, "steps": [step]}, every=2)
     ok.after_step(1)
     assert ok.steps == [1]
+
+
+def test_binarised_vae_recipes_train_with_dynamic_binarisation():
+    assert set(vae_recipes.VAE_BINARISED) == {"bin_mlp16", "bin_conv16"}
+    assert all(r.config.binarize and r.config.shift == 0 for r in vae_recipes.VAE_BINARISED.values())
+    model, history = vae_recipes.train_vae("bin_mlp16", fast=True, cache=False)
+    assert model.cfg.binarize and not model.training
+    assert history["loss"][-1] < history["loss"][0]  # it learned

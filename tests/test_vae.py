@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from genai_lib.data import make_loader
+from genai_lib.data import binarize, load_mnist, make_loader
 from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp
-from genai_lib.models.vae import VAE, VAEConfig, bernoulli_nll, gaussian_kl, neg_elbo, random_shift
+from genai_lib.models.vae import VAE, VAEConfig, bernoulli_nll, gaussian_kl, iwae_nll, neg_elbo, random_shift
 from genai_lib.train import fit
 from genai_lib.widgets import decode_point
 
@@ -327,6 +327,14 @@ BAD = [
     (lambda: bernoulli_nll(torch.zeros(2, 1, 8, 8), X[:, 0]), ValueError, r"same shape \(B, ...\)"),
     (lambda: neg_elbo(nn.Linear(2, 2), X), TypeError, "model must be a VAE"),
     (lambda: neg_elbo(_model(), []), ValueError, "no images"),
+    (lambda: VAEConfig(binarize=1), TypeError, "binarize must be True or False"),
+    (lambda: iwae_nll(_model(), X, k=0), ValueError, "k must be > 0"),
+    (lambda: iwae_nll(nn.Linear(2, 2), X, k=2), TypeError, "model must be a VAE"),
+    (lambda: iwae_nll(_model(), [], k=2), ValueError, "no images"),
+    (lambda: iwae_nll(_model(), X * 2, k=2), ValueError, r"x must lie in \[0.0, 1.0\]"),
+    (lambda: binarize((X * 255).to(torch.uint8)), TypeError, "float tensor of grey levels"),
+    (lambda: binarize(X.numpy()), TypeError, "float tensor of grey levels"),
+    (lambda: binarize(X + 0.5), ValueError, r"grey levels in \[0, 1\]"),
 ]
 
 
@@ -334,3 +342,77 @@ BAD = [
 def test_bad_input_is_refused_clearly(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# --------------------------------------------------------------------------- binarised MNIST and the IWAE bound
+
+
+def test_binarize_is_seeded_binary_and_unbiased():
+    x = torch.rand(200, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    a = binarize(x, generator=torch.Generator().manual_seed(3))
+    b = binarize(x, generator=torch.Generator().manual_seed(3))
+    c = binarize(x, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(a, b)  # a seeded generator: a fixed binarised set
+    assert not torch.equal(a, c)
+    assert set(a.unique().tolist()) <= {0.0, 1.0} and a.shape == x.shape and a.dtype == x.dtype
+    assert abs(float(a.mean() - x.mean())) < 0.02  # each pixel is 1 with probability x
+    torch.testing.assert_close(binarize(torch.ones(3, 4)), torch.ones(3, 4))  # 0 and 1 are kept
+    torch.testing.assert_close(binarize(torch.zeros(3, 4)), torch.zeros(3, 4))
+
+
+def test_dynamic_binarisation_only_in_training():
+    cfg = dataclasses.replace(SMALL, binarize=True)
+    x = torch.rand(16, *SMALL.image_shape, generator=torch.Generator().manual_seed(0))
+    model, plain = make(cfg), make(SMALL)  # the same weights
+    torch.manual_seed(5)
+    loss_bin, _ = model.train().loss(x)
+    torch.manual_seed(5)
+    xb = (torch.rand(x.shape) < x).float()  # the draw the training loss makes first
+    loss_plain, _ = plain.train().loss(xb)
+    torch.testing.assert_close(loss_bin, loss_plain)
+    torch.manual_seed(6)
+    eval_bin, _ = model.eval().loss(x)
+    torch.manual_seed(6)
+    eval_plain, _ = plain.eval().loss(x)
+    torch.testing.assert_close(eval_bin, eval_plain)  # evaluation never binarises
+
+
+def _log_weights(model: VAE, x: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """log p(x|z) + log p(z) - log q(z|x) for k samples, written with torch.distributions: (k, B)."""
+    normal = torch.distributions.Normal
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        std = (0.5 * logvar).exp()
+        eps = torch.randn((k, *mu.shape), generator=g)
+        z = mu + std * eps
+        logits = model.decode(z.flatten(0, 1)).view(k, *x.shape)
+        log_px = torch.distributions.Bernoulli(logits=logits).log_prob(x.expand_as(logits)).flatten(2).sum(-1)
+        return log_px + normal(0.0, 1.0).log_prob(z).sum(-1) - normal(mu, std).log_prob(z).sum(-1)
+
+
+def test_iwae_matches_the_formula_and_its_k1_mean_is_the_elbo():
+    model = make(SMALL).eval()
+    x = binary_images(64, SMALL.image_shape)
+    for k in (1, 7):
+        lw = _log_weights(model, x, k, seed=2)
+        expected = float(-(torch.logsumexp(lw, 0) - math.log(k)).mean())
+        # chunk 3 splits the 7 samples unevenly: the same draws in the same order
+        got = iwae_nll(model, x, k=k, generator=torch.Generator().manual_seed(2), chunk=3, batch_size=64)
+        assert got == pytest.approx(expected, rel=1e-5)
+    # k = 1 estimates the KL with the sample itself; its mean over many draws is the closed-form ELBO
+    many = iwae_nll(model, x.repeat(50, 1, 1, 1), k=1, generator=torch.Generator().manual_seed(0))
+    elbo = neg_elbo(model, x.repeat(50, 1, 1, 1), generator=torch.Generator().manual_seed(0))
+    assert many == pytest.approx(elbo, abs=0.3)
+
+
+def test_iwae_bound_tightens_with_k_on_a_trained_model():
+    x, y = load_mnist("train", limit=300)
+    xb = binarize(x, generator=torch.Generator().manual_seed(0))
+    cfg = VAEConfig(arch="mlp", z_dim=4, hidden=64, depth=1, binarize=True)
+    model = make(cfg)
+    fit(model, make_loader(x, y, batch_size=50, generator=torch.Generator().manual_seed(0)), epochs=6, lr=3e-3)
+    nll = [iwae_nll(model, xb, k=k, generator=torch.Generator().manual_seed(1)) for k in (1, 10, 100)]
+    assert nll[0] > nll[1] > nll[2], nll  # E[L_k] rises with k (Burda et al. 2016, Theorem 1)
+    assert nll[0] - nll[2] > 1.0  # by a visible margin: q is not the true posterior
+    assert nll[2] < 543.0  # learned something: below a coin flip per pixel (784 log 2)

@@ -17,6 +17,7 @@ Shape legend: B batch, C x H x W image (1 x 28 x 28 for MNIST), D = C*H*W pixels
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -36,9 +37,9 @@ from genai_lib._checks import (
 )
 from genai_lib.models._layers import ConvDecoder28, ConvEncoder28, mlp, random_shift
 from genai_lib.models._layers import reparameterize as _reparameterize
-from genai_lib.utils import eval_mode, normal_noise, split_batch
+from genai_lib.utils import eval_mode, normal_noise, split_batch, uniform_noise
 
-__all__ = ["VAEConfig", "VAE", "bernoulli_nll", "gaussian_kl", "neg_elbo", "random_shift"]
+__all__ = ["VAEConfig", "VAE", "bernoulli_nll", "gaussian_kl", "neg_elbo", "iwae_nll", "random_shift"]
 
 ARCHS = ("mlp", "conv")
 
@@ -55,6 +56,7 @@ class VAEConfig:
     width: int = 32  # channels of the first conv layer (arch="conv"; the second has 2 * width)
     beta: float = 1.0  # weight of the KL term: 1 is the true ELBO, > 1 a beta-VAE
     shift: int = 0  # training only: shift each image by up to this many pixels (augmentation); 0 = off
+    binarize: bool = False  # training only: resample each image as Bernoulli(grey levels) at every step
 
     def __post_init__(self) -> None:
         plain_fields(self)
@@ -71,6 +73,8 @@ class VAEConfig:
         for name in ("z_dim", "hidden", "depth", "width"):
             check_positive(name, getattr(self, name))
         check_positive("shift", self.shift, allow_zero=True)
+        if not isinstance(self.binarize, bool):
+            raise TypeError(f"binarize must be True or False, got {self.binarize!r}")
         if 2 * self.shift >= min(shape[1:]):
             raise ValueError(f"shift must be less than half the image size {tuple(shape[1:])}, got {self.shift}")
         check_positive("beta", self.beta, integer=False, allow_zero=True)
@@ -205,6 +209,8 @@ class VAE(nn.Module):
         x, _ = split_batch(batch)
         if self.training and self.cfg.shift:
             x = random_shift(self._check_x(x), self.cfg.shift)  # augmentation: a new view of each image
+        if self.training and self.cfg.binarize:  # dynamic binarisation: a fresh binary image each time
+            x = _binarize(self._check_x(x))
         logits, mu, logvar = self(x)
         recon = bernoulli_nll(logits, x.to(logits.device))  # (B,)  -log p(x | z), eq. (10) first term
         kl = gaussian_kl(mu.float(), logvar.float())  # (B,)  closed form, K&W Appendix B
@@ -263,4 +269,63 @@ def neg_elbo(model: VAE, data: Iterable | torch.Tensor, *, generator: torch.Gene
             count += x.shape[0]
     if count == 0:
         raise ValueError("neg_elbo got no images (empty data)")
+    return total / count
+
+
+def _binarize(x: torch.Tensor) -> torch.Tensor:
+    """Bernoulli(x) per pixel on x's device (the training-time twin of ``genai_lib.data.binarize``)."""
+    return (uniform_noise(tuple(x.shape), device=x.device, dtype=x.dtype) < x).to(x.dtype)
+
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+@torch.no_grad()
+def iwae_nll(
+    model: VAE,
+    data: Iterable | torch.Tensor,
+    *,
+    k: int,
+    generator: torch.Generator | None = None,
+    batch_size: int = 100,
+    chunk: int = 100,
+) -> float:
+    """Importance-weighted estimate of -log p(x) in nats per image (Burda et al. 2016, eq. 8).
+
+    With ``k`` samples z_1..z_k ~ q(z | x) and weights w_i = p(x | z_i) p(z_i) / q(z_i | x),
+
+        L_k(x) = log (1/k) sum_i w_i  <=  log p(x),
+
+    and E[L_k] rises with k towards log p(x) (Burda et al., Theorem 1). ``k = 1`` is a one-sample
+    ELBO whose KL term is estimated by the same sample (its mean is the ELBO); ``k = 1000`` is the
+    usual likelihood estimate. The Bernoulli decoder makes this a likelihood only for binary
+    pixels: evaluate on binarised images (:func:`genai_lib.data.binarize`). Returns the mean of
+    ``-L_k`` over the images. ``chunk`` samples are decoded at once (memory: batch x chunk images).
+    """
+    if not isinstance(model, VAE):
+        raise TypeError(f"model must be a VAE, got {type(model).__name__}")
+    for name, v in (("k", k), ("batch_size", batch_size), ("chunk", chunk)):
+        check_positive(name, v)
+    batches = data.split(batch_size) if isinstance(data, torch.Tensor) else data
+    total, count = 0.0, 0
+    with eval_mode(model):
+        for batch in batches:
+            x, _ = split_batch(batch)
+            mu, logvar = model.encode(x)  # (B, Z) each
+            x = as_dtype_of("x", x, mu)
+            logw = []
+            for start in range(0, k, chunk):
+                c = min(chunk, k - start)
+                eps = normal_noise((c, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+                z = mu + torch.exp(0.5 * logvar) * eps  # (c, B, Z)
+                logits = model.decode(z.flatten(0, 1))  # (c * B, C, H, W)
+                log_px_z = -bernoulli_nll(logits, x.repeat(c, *[1] * (x.dim() - 1))).view(c, -1)  # (c, B)
+                log_pz = -0.5 * (z.square() + _LOG_2PI).sum(-1)  # (c, B)
+                log_qz = -0.5 * (eps.square() + _LOG_2PI + logvar).sum(-1)  # (c, B)
+                logw.append(log_px_z + log_pz.float() - log_qz.float())
+            bound = torch.logsumexp(torch.cat(logw), dim=0) - math.log(k)  # (B,)
+            total += float(-bound.sum())
+            count += x.shape[0]
+    if count == 0:
+        raise ValueError("iwae_nll got no images (empty data)")
     return total / count
