@@ -82,7 +82,7 @@ class StyleGANRecipe:
         return replace(self.config, channels=(16, 8, 4), d_width=8), self.fast_steps
 
 
-STYLEGAN_MNIST = StyleGANRecipe(StyleGANConfig(channels=(64, 32, 8)), steps=3000)
+STYLEGAN_MNIST = StyleGANRecipe(StyleGANConfig(channels=(64, 32, 8)), steps=6000)
 
 
 def _recipe(recipe: StyleGANRecipe | None) -> StyleGANRecipe:
@@ -163,7 +163,7 @@ def quality(model: StyleGAN, classifier: torch.nn.Module, *, psi: float = 1.0, n
 
     def compute() -> dict[str, Any]:
         fake, secs = sample_images(model, n=n, psi=psi)
-        return {**{k: float(v) for k, v in image_scores(classifier, fake).items()}, "s_per_image": secs / n}
+        return {**_floats(image_scores(classifier, fake)), "s_per_image": secs / n}
 
     return cached("ch5_quality", {"weights": _weights(model), "psi": psi, "n": n, "seed": EVAL["seed"]}, compute)
 
@@ -173,7 +173,12 @@ def dcgan_quality(classifier: torch.nn.Module, *, device: Any = None) -> tuple[d
     ``benchmarks/gan_mnist.py`` samples it: ``(scores, its training history)``."""
     model, hist = train_gan("dcgan", device=device)
     fake = model.sample(eval_n(), generator=torch.Generator().manual_seed(EVAL["seed"]))
-    return {k: float(v) for k, v in image_scores(classifier, fake).items()}, hist
+    return _floats(image_scores(classifier, fake)), hist
+
+
+def _floats(scores: dict[str, Any]) -> dict[str, Any]:
+    """Scores as Python floats, the sample count ``n`` as an int."""
+    return {k: int(v) if k == "n" else float(v) for k, v in scores.items()}
 
 
 def _labels(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
