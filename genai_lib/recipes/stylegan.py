@@ -165,7 +165,9 @@ def quality(model: StyleGAN, classifier: torch.nn.Module, *, psi: float = 1.0, n
         fake, secs = sample_images(model, n=n, psi=psi)
         return {**_floats(image_scores(classifier, fake)), "s_per_image": secs / n}
 
-    return cached("ch5_quality", {"weights": _weights(model), "psi": psi, "n": n, "seed": EVAL["seed"]}, compute)
+    return _floats(
+        cached("ch5_quality", {"weights": _weights(model), "psi": psi, "n": n, "seed": EVAL["seed"]}, compute)
+    )
 
 
 def dcgan_quality(classifier: torch.nn.Module, *, device: Any = None) -> tuple[dict[str, float], History]:
@@ -267,8 +269,8 @@ def path_lengths(
     @torch.no_grad()
     def compute() -> dict[str, Any]:
         g = torch.Generator().manual_seed(seed)
-        z0, z1 = torch.randn(2, n, model.cfg.z_dim, generator=g)
-        t = torch.rand(n, 1, generator=g) * (1 - eps)
+        z0, z1 = torch.randn(2, n, model.cfg.z_dim, generator=g).to(model.device)
+        t = (torch.rand(n, 1, generator=g) * (1 - eps)).to(model.device)
         noise = [torch.randn(s, generator=g) for s in model.generator.noise_shapes(n)]
         out = {}
         with eval_mode(model):
