@@ -175,3 +175,12 @@ def test_stylegan_recipe_trains_once_then_loads_and_measures(monkeypatch, tmp_pa
         sg.train_stylegan({"steps": 3}, fast=True)
     with pytest.raises(ValueError, match=r"psi must be in \[0, 1\]"):
         sg.truncation_sweep(model, clf, [1.2], n=40)
+
+
+def test_the_stylegan_benchmark_calls_the_shared_recipe():
+    from genai_lib.recipes import stylegan as sg
+
+    bench = _load_benchmark("stylegan_mnist")
+    assert bench.STYLEGAN_MNIST is sg.STYLEGAN_MNIST and bench.train_stylegan is sg.train_stylegan
+    assert bench.dcgan_quality is sg.dcgan_quality and bench.COARSE == sg.COARSE
+    assert 0.5 in bench.PSIS and 1.0 in bench.PSIS  # the two ends its last line reports

@@ -46,7 +46,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_positive, check_probability, check_size, check_tensor, plain_fields
+from genai_lib._checks import (
+    check_images,
+    check_positive,
+    check_probability,
+    check_size,
+    check_tensor,
+    plain_fields,
+)
 from genai_lib.models._gan_game import GANBase
 from genai_lib.models._layers import EMA
 from genai_lib.models.gan import DCGANDiscriminator
@@ -337,8 +344,6 @@ class StyleGAN(GANBase):
         return self.discriminator(x)
 
     def _check_data(self, x: torch.Tensor) -> torch.Tensor:
-        from genai_lib._checks import check_images
-
         return check_images("x", x, (1, 28, 28))
 
     def d_loss(self, batch: Any, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
