@@ -1690,6 +1690,62 @@ I2I_ROWS = [
     ),
 ]
 
+# --------------------------------------------------------------------------- StyleGAN (chapter 5)
+
+
+def _sg(**kw):
+    from genai_lib.models.stylegan import StyleGAN, StyleGANConfig
+
+    cfg = StyleGANConfig(z_dim=8, w_dim=8, mapping_layers=1, channels=(4, 4, 4), d_width=4, **kw)
+    return StyleGAN(cfg)
+
+
+def _sg_cfg(**kw):
+    from genai_lib.models.stylegan import StyleGANConfig
+
+    return StyleGANConfig(**kw)
+
+
+def _w(n=2):
+    return torch.randn(n, 8)
+
+
+STYLEGAN_ROWS = [
+    ("stylegan psi 1.5", lambda t: _sg().sample(2, psi=1.5), ValueError, r"psi must be in \[0, 1\]"),
+    ("stylegan psi -0.5", lambda t: _sg().mapping(_w(), psi=-0.5), ValueError, r"psi must be in \[0, 1\]"),
+    ("stylegan psi NaN", lambda t: _sg().sample(2, psi=NAN), ValueError, r"psi must be in \[0, 1\]"),
+    ("stylegan psi str", lambda t: _sg().sample(2, psi="1"), TypeError, "psi must be a number"),
+    ("stylegan crossover 6", lambda t: _sg().mix(_w(), _w(), 6), ValueError, r"crossover must be in \[0, 5\]"),
+    ("stylegan crossover -1", lambda t: _sg().mix(_w(), _w(), -1), ValueError, r"crossover must be in \[0, 5\]"),
+    ("stylegan crossover float", lambda t: _sg().mix(_w(), _w(), 2.0), TypeError, "crossover must be an int"),
+    ("stylegan mix shapes", lambda t: _sg().mix(_w(2), _w(3), 2), ValueError, "same shape"),
+    ("stylegan w size", lambda t: _sg().mix(torch.randn(2, 5), _w(), 2), ValueError, r"w_coarse must have shape"),
+    ("stylegan ws layers", lambda t: _sg().synthesis(torch.randn(2, 3, 8)), ValueError, r"ws must have shape"),
+    ("stylegan ws NaN", lambda t: _sg().synthesis(torch.full((2, 8), NAN)), ValueError, "NaN"),
+    ("stylegan noise mode", lambda t: _sg().synthesis(_w(), noise="loud"), ValueError, "noise must be one of"),
+    (
+        "stylegan noise map shape",
+        lambda t: _sg().synthesis(_w(), noise=[torch.randn(2, 1, 7, 7)] * 5),
+        ValueError,
+        r"noise\[1\] must have shape",
+    ),
+    ("stylegan z size", lambda t: _sg().mapping(torch.randn(2, 3)), ValueError, r"z must have shape \(N, 8\)"),
+    ("stylegan images 32x32", lambda t: _sg().d_loss(torch.rand(2, 1, 32, 32)), ValueError, "x must have shape"),
+    ("stylegan images range", lambda t: _sg().g_loss(img(2) * 2), ValueError, r"x must lie in \[0"),
+    ("stylegan labels", lambda t: _sg().sample(2, labels=1), ValueError, "unconditional"),
+    ("stylegan channels 2", lambda t: _sg_cfg(channels=(4, 4)), ValueError, "channels must be 3 ints"),
+    ("stylegan mixing 2", lambda t: _sg_cfg(mixing=2.0), ValueError, r"mixing must be in \[0, 1\]"),
+    ("stylegan lr mul 0", lambda t: _sg_cfg(mapping_lr_mul=0.0), ValueError, "mapping_lr_mul"),
+    ("stylegan r1 every 0", lambda t: _sg_cfg(r1_every=0), ValueError, "r1_every must be > 0"),
+    ("stylegan augment 9", lambda t: _sg_cfg(augment=9), ValueError, "at most 7"),
+    (
+        "stylegan cfg type",
+        lambda t: __import__("genai_lib.models.stylegan").models.stylegan.StyleGAN({}),
+        TypeError,
+        "StyleGANConfig",
+    ),
+]
+
 ROWS = (
     CHECKPOINT_ROWS
     + TRAIN_ROWS
@@ -1706,6 +1762,7 @@ ROWS = (
     + RECIPE_ROWS
     + DIFFUSION_ROWS
     + I2I_ROWS
+    + STYLEGAN_ROWS
 )
 
 

@@ -147,3 +147,49 @@ def test_binarised_vae_recipes_train_with_dynamic_binarisation():
     model, history = vae_recipes.train_vae("bin_mlp16", fast=True, cache=False)
     assert model.cfg.binarize and not model.training
     assert history["loss"][-1] < history["loss"][0]  # it learned
+
+
+def test_stylegan_recipe_trains_once_then_loads_and_measures(monkeypatch, tmp_path):
+    from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
+    from genai_lib.recipes import stylegan as sg
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    recipe = dataclasses.replace(sg.STYLEGAN_MNIST, fast_steps=6)
+    rng_before = torch.random.get_rng_state()
+    model, hist, snaps = sg.train_stylegan(recipe, name="t", fast=True)
+    assert torch.equal(torch.random.get_rng_state(), rng_before) and not model.training
+    assert not hist.from_cache and hist.step[-1] == 6 and snaps.steps == [1, 2, 3, 4, 5, 6]
+    assert snaps.items[0]["images"].shape == (16, 1, 28, 28) and len(hist.logs["d_reg_loss"]) == 1
+    again, hist2, snaps2 = sg.train_stylegan(recipe, name="t", fast=True)
+    assert hist2.from_cache and snaps2.steps == snaps.steps
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    torch.manual_seed(0)
+    clf = ImageClassifier(ClassifierConfig()).eval()
+    rates = sg.mixing_rates(model, clf, n=40)
+    assert rates["crossover"] == [1, 2, 3, 4] and all(0 <= r <= 1 for r in rates["coarse"] + rates["fine"])
+    sweep = sg.truncation_sweep(model, clf, [0.5, 1.0], n=40)
+    assert len(sweep["fid"]) == 2 and all(0 <= p <= 1 for p in sweep["precision"])
+    ppl = sg.path_lengths(model, clf, n=40)
+    assert ppl["z"] > 0 and ppl["w"] > 0 and ppl["n"] == 40
+    assert sg.path_lengths(model, clf, n=40) == ppl  # cached, keyed by the weights
+    var = sg.noise_variance(model, n_w=2, draws=4)
+    assert set(var) == {"all", "7", "14", "28", "mean"} and var["all"].shape == (2, 28, 28)
+    grid = sg.mixing_grid(model, 2, 3, crossover=sg.COARSE)
+    assert grid["grid"].shape == (2, 3, 1, 28, 28) and grid["fine"].shape == (3, 1, 28, 28)
+    # the row's coarse styles with a column's fine ones: crossover L copies the row image exactly
+    full = sg.mixing_grid(model, 2, 3, crossover=model.cfg.num_ws)
+    torch.testing.assert_close(full["grid"][:, 1], full["coarse"])
+    with pytest.raises(TypeError, match="StyleGANRecipe"):
+        sg.train_stylegan({"steps": 3}, fast=True)
+    with pytest.raises(ValueError, match=r"psi must be in \[0, 1\]"):
+        sg.truncation_sweep(model, clf, [1.2], n=40)
+
+
+def test_the_stylegan_benchmark_calls_the_shared_recipe():
+    from genai_lib.recipes import stylegan as sg
+
+    bench = _load_benchmark("stylegan_mnist")
+    assert bench.STYLEGAN_MNIST is sg.STYLEGAN_MNIST and bench.train_stylegan is sg.train_stylegan
+    assert bench.dcgan_quality is sg.dcgan_quality and bench.COARSE == sg.COARSE
+    assert 0.5 in bench.PSIS and 1.0 in bench.PSIS  # the two ends its last line reports
