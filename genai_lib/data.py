@@ -233,25 +233,46 @@ def load_digits8(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x[order]).unsqueeze(1), torch.from_numpy(y[order])
 
 
+def _mnist_frame(img: torch.Tensor) -> torch.Tensor:
+    """One (h, w) digit -> (28, 28) framed as MNIST's were: its bounding box scaled (bicubic,
+    clamped to [0, 1]) so the longer side is 20 pixels, the aspect ratio kept, then placed so
+    its centre of mass sits at the centre of the 28x28 image."""
+    import torch.nn.functional as F
+
+    rows, cols = torch.nonzero(img.sum(1)).flatten(), torch.nonzero(img.sum(0)).flatten()
+    crop = img[int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
+    h, w = crop.shape
+    s = 20 / max(h, w)
+    size = (max(1, round(h * s)), max(1, round(w * s)))
+    up = F.interpolate(crop[None, None], size=size, mode="bicubic", align_corners=False).clamp(0, 1)[0, 0]
+    mass = up.sum()
+    com_r = float((up.sum(1) * torch.arange(size[0])).sum() / mass)
+    com_c = float((up.sum(0) * torch.arange(size[1])).sum() / mass)
+    top = min(max(round(13.5 - com_r), 0), 28 - size[0])
+    left = min(max(round(13.5 - com_c), 0), 28 - size[1])
+    out = torch.zeros(28, 28)
+    out[top : top + size[0], left : left + size[1]] = up
+    return out
+
+
 def load_digits28(split: str = "train", *, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The UCI handwritten digits (scikit-learn's 8x8 set) brought to MNIST's frame: (N, 1, 28, 28).
 
-    MNIST's digits were size-normalised to a 20x20 box and centred in a 28x28 image; the UCI
-    digits fill their whole 8x8 grid (16 grey levels). Each 8x8 image is upsampled to 20x20
-    (bicubic, clamped to [0, 1]) and padded with 4 blank pixels on every side, so both datasets
-    frame their digits alike and differ in the writers and the scanning: a second domain of
-    digits for unpaired translation (chapter 4). Same split as :func:`load_digits8` (80/20 per
-    digit: 1,438 train, 359 test); ``limit`` keeps a class-balanced prefix (round-robin order).
+    MNIST's digits were size-normalised to fit a 20x20 box, their aspect ratio kept, and
+    centred by centre of mass in a 28x28 image; the UCI digits fill their whole 8x8 grid (a "1"
+    is as wide as a "0"; 16 grey levels). Each 8x8 digit's bounding box is brought to MNIST's
+    framing the same way (:func:`_mnist_frame`), so the two datasets frame their digits alike
+    and differ in the writers and the scanning (thick, blurred, blocky strokes against thin,
+    sharp ones): a second domain of digits for unpaired translation (chapter 4). Same split as
+    :func:`load_digits8` (80/20 per digit: 1,438 train, 359 test); ``limit`` keeps a
+    class-balanced prefix (round-robin order).
 
     Returns ``x`` float32 (N, 1, 28, 28) in [0, 1] and ``y`` int64 (N,).
     """
-    import torch.nn.functional as F
-
     if limit is not None:
         check_positive("limit", limit)
     x8, y = load_digits8(split)
-    up = F.interpolate(x8, size=(20, 20), mode="bicubic", align_corners=False).clamp(0, 1)  # (N, 1, 20, 20)
-    x = F.pad(up, (4, 4, 4, 4))  # (N, 1, 28, 28)
+    x = torch.stack([_mnist_frame(img[0]) for img in x8]).unsqueeze(1)  # (N, 1, 28, 28)
     per_class = [torch.nonzero(y == d).flatten() for d in range(10)]
     order = [int(idx[i]) for i in range(max(map(len, per_class))) for idx in per_class if i < len(idx)]
     order_t = torch.tensor(order[:limit] if limit is not None else order)

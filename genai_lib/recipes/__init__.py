@@ -8,6 +8,8 @@ a benchmark prints come from the same settings. One module per chapter family:
 - :mod:`genai_lib.recipes.classifier`: the MNIST classifier behind classifier-FID (chapter 3 on);
 - :mod:`genai_lib.recipes.vae`: the chapter-2 VAEs;
 - :mod:`genai_lib.recipes.gan`: the chapter-3 GANs and the ring experiment;
+- :mod:`genai_lib.recipes.image2image`: the chapter-4 CycleGANs (MNIST <-> UCI digits), pix2pix for
+  super-resolution and inpainting, the UCI-digits classifier and their evaluations;
 - :mod:`genai_lib.recipes.stylegan`: chapter 5's StyleGAN and its measurements (FID beside the
   DCGAN, style mixing, truncation, path length, noise);
 - :mod:`genai_lib.recipes.language`: GPT and LSTM training on token streams (chapters 7-8).
