@@ -195,3 +195,21 @@ def test_extend_vocab_keeps_old_predictions():
     x = torch.randint(0, 20, (2, 10))
     torch.testing.assert_close(big(x)[0][..., :20], model(x)[0])
     torch.testing.assert_close(big.wte.weight[20:], model.wte.weight[19].expand(3, -1))
+
+
+def test_dpo_nll_term_and_mean_pooled_reward(template):
+    policy, reference = tiny_gpt(template.vocab_size), tiny_gpt(template.vocab_size)
+    reference.load_state_dict(policy.state_dict())
+    c = pad_batch(*zip(*[template.encode("Add 1 and 2.", "3")], strict=True), pad_id=0)
+    r = pad_batch(*zip(*[template.encode("Add 1 and 2.", "45")], strict=True), pad_id=0)
+    pure, logs = DPOLoss(policy, reference, beta=0.1)((*c, *r))
+    mixed, logs2 = DPOLoss(policy, reference, beta=0.1, nll_weight=0.5)((*c, *r))
+    torch.testing.assert_close(mixed, pure + 0.5 * masked_nll(policy, *c))  # DPO + 0.5 x SFT loss on chosen
+    torch.testing.assert_close(logs2["dpo"], pure.detach())
+    torch.manual_seed(0)
+    rm = RewardModel(GPTConfig(template.vocab_size, block_size=48, n_layer=1, n_head=2, n_embd=16), pool="mean")
+    torch.nn.init.normal_(rm.head.weight)
+    h = rm.trunk._hidden(c[0])
+    per_token = rm.head(h)[0, :, 0]
+    w = c[1][0].float()
+    torch.testing.assert_close(rm(*c)[0], (per_token * w).sum() / w.sum())

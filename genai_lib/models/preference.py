@@ -113,14 +113,20 @@ def dpo_loss(
 
 
 class RewardModel(nn.Module):
-    """A GPT trunk and a linear head: the scalar reward of a sequence, read at its last response
-    token (the ``<|end|>`` of a chat exchange). ``forward(ids, mask) -> (B,)``."""
+    """A GPT trunk and a linear head: the scalar reward of a sequence. ``forward(ids, mask) -> (B,)``.
 
-    def __init__(self, cfg: GPTConfig) -> None:
+    ``pool="last"`` reads the head at the last response token (the ``<|end|>`` of a chat
+    exchange), as InstructGPT does; ``pool="mean"`` averages the head over the response tokens,
+    so each token's score can check that token against its context.
+    """
+
+    def __init__(self, cfg: GPTConfig, pool: str = "last") -> None:
         super().__init__()
         if not isinstance(cfg, GPTConfig):
             raise TypeError(f"RewardModel needs a GPTConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
+        if pool not in ("last", "mean"):
+            raise ValueError(f"pool must be 'last' or 'mean', got {pool!r}")
+        self.cfg, self.pool = cfg, pool
         self.trunk = GPT(cfg)
         self.head = nn.Linear(cfg.n_embd, 1)
         nn.init.zeros_(self.head.weight)  # start indifferent: every reward 0
@@ -132,6 +138,9 @@ class RewardModel(nn.Module):
         if ids.shape[1] > self.cfg.block_size:
             raise ValueError(f"sequence length {ids.shape[1]} exceeds block_size={self.cfg.block_size}")
         h = self.trunk._hidden(ids)  # (B, L, C)
+        if self.pool == "mean":
+            w = mask.to(h.dtype)
+            return ((self.head(h.float())[..., 0] * w).sum(1) / w.sum(1)).float()
         positions = torch.arange(ids.shape[1], device=ids.device)
         last = (mask.bool() * positions).argmax(dim=1)  # index of the last response token
         return self.head(h[torch.arange(ids.shape[0], device=ids.device), last].float())[:, 0]
@@ -147,14 +156,21 @@ class RewardModel(nn.Module):
 
 class DPOLoss:
     """``batch = (chosen ids, chosen mask, rejected ids, rejected mask) -> (DPO loss, logs)`` for
-    ``policy`` against a frozen ``reference`` (its log-probabilities computed without gradients)."""
+    ``policy`` against a frozen ``reference`` (its log-probabilities computed without gradients).
 
-    def __init__(self, policy: GPT, reference: GPT, beta: float = 0.1) -> None:
+    ``nll_weight`` > 0 adds that multiple of the SFT loss (:func:`masked_nll`) on the chosen
+    responses, the "DPO + NLL" regulariser of Pang et al. 2024 (RPO): pure DPO can raise the
+    margin by lowering the probability of *both* responses, and the NLL term keeps the chosen
+    one likely. The logs hold the pure DPO loss as ``dpo``.
+    """
+
+    def __init__(self, policy: GPT, reference: GPT, beta: float = 0.1, nll_weight: float = 0.0) -> None:
         if not isinstance(policy, GPT) or not isinstance(reference, GPT):
             raise TypeError("DPOLoss needs a GPT policy and a GPT reference")
         if policy is reference:
             raise ValueError("the reference must be a separate, frozen copy of the policy")
         self.beta = check_finite_number("beta", beta, positive=True, allow_zero=False)
+        self.nll_weight = check_finite_number("nll_weight", nll_weight, positive=True)
         self.policy, self.reference = policy, reference.eval().requires_grad_(False)
 
     def __call__(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -166,4 +182,8 @@ class DPOLoss:
             )
         pol_c, pol_r = response_logprobs(self.policy, c_ids, c_mask), response_logprobs(self.policy, r_ids, r_mask)
         loss, rc, rr = dpo_loss(pol_c, pol_r, ref_c, ref_r, self.beta)
-        return loss, {"margin": (rc - rr).mean(), "acc": (rc > rr).float().mean()}
+        logs = {"dpo": loss.detach(), "margin": (rc - rr).mean(), "acc": (rc > rr).float().mean()}
+        if self.nll_weight:
+            n_tokens = c_mask[:, 1:].sum(dim=1).clamp(min=1)
+            loss = loss + self.nll_weight * (-pol_c / n_tokens).mean()  # mean NLL per chosen token
+        return loss, logs
