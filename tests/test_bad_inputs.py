@@ -1015,6 +1015,13 @@ TEXT_ROWS = [
     ("dpo beta str", lambda t: dpo_loss(*[torch.zeros(2)] * 4, beta="0.1"), TypeError, "beta must be a number"),
     ("DPOLoss same model", lambda t: (lambda m: DPOLoss(m, m))(gpt()), ValueError, "separate, frozen copy"),
     ("RewardModel cfg", lambda t: RewardModel(LSTMConfig(10)), TypeError, "RewardModel needs a GPTConfig"),
+    ("RewardModel pool", lambda t: RewardModel(GPTConfig(10), pool="max"), ValueError, "pool must be 'last' or 'mean'"),
+    (
+        "DPOLoss nll_weight",
+        lambda t: DPOLoss(gpt(), GPT(gpt().cfg), nll_weight=-1.0),
+        ValueError,
+        "nll_weight must be >= 0",
+    ),
     ("SFTLoss model", lambda t: SFTLoss(torch.nn.Linear(2, 2)), TypeError, "SFTLoss needs a GPT"),
     ("extend_vocab smaller", lambda t: extend_vocab(gpt(), 5, like=0), ValueError, "vocab_size must be >= "),
     ("extend_vocab like", lambda t: extend_vocab(gpt(), 12, like=11), ValueError, "like must be an old token id"),

@@ -47,6 +47,7 @@ __all__ = [
     "preference_data",
     "train_reward_model",
     "train_dpo",
+    "instruction_splits",
 ]
 
 
@@ -265,6 +266,3 @@ def instruction_splits(cb: ChatBase) -> tuple[list[Instruction], list[Instructio
     train = fits(cb.template, make_instructions(r.n_train + r.n_pair_prompts, seed=0), block, r.max_new)
     test = fits(cb.template, make_instructions(r.n_test, split="test", seed=1), block, r.max_new)
     return train[: r.n_train], train[r.n_train :] + train[: r.n_pair_from_sft], test
-
-
-__all__.append("instruction_splits")
