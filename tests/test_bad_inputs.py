@@ -9,6 +9,7 @@ tested after the table against the canonical dtype.
 import io
 import os
 import pickle
+import random
 from functools import cache
 
 import numpy as np
@@ -19,6 +20,7 @@ from genai_lib import checkpoint, plotting, train, train_cache, widgets
 from genai_lib._checks import check_generator, check_positive, check_probability, check_tensor
 from genai_lib.data import TensorLoader, load_digits8, load_mnist, make_loader, mnist_loaders, toy_2d
 from genai_lib.history import History, TrainingDivergedError
+from genai_lib.instruct import ChatTemplate, corrupt, exact_match, make_instructions, pad_batch, preference_pairs
 from genai_lib.metrics import (
     classifier_features,
     conditional_accuracy,
@@ -32,10 +34,11 @@ from genai_lib.models._layers import EMA, ConvDecoder28, ConvEncoder28, mlp, ran
 from genai_lib.models.attention import CausalSelfAttention, KVCache, rope_tables
 from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
 from genai_lib.models.gan import DCGAN, DCGANConfig, GANConfig, ToyGAN, interpolate
-from genai_lib.models.gpt import GPT, GPTConfig, estimate_mfu
+from genai_lib.models.gpt import GPT, GPTConfig, estimate_mfu, extend_vocab
 from genai_lib.models.lstm import LSTMLM, LSTMConfig
 from genai_lib.models.mixture import GaussianMixture, MixtureConfig, fit_em, kmeans_plus_plus
 from genai_lib.models.ngram import NGram, NGramConfig
+from genai_lib.models.preference import DPOLoss, RewardModel, SFTLoss, bradley_terry_loss, dpo_loss, masked_nll
 from genai_lib.models.vae import VAE, VAEConfig, bernoulli_nll, gaussian_kl, neg_elbo
 from genai_lib.models.vaegan import VAEGAN, VAEGANConfig
 from genai_lib.phases import DivergenceRule, Phase, Snapshots
@@ -949,6 +952,15 @@ DATA_ROWS = [
     ("toy int generator", lambda t: toy_2d("spirals", 10, generator=0), TypeError, "torch.Generator"),
 ]
 
+MASK = torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1]])
+ZMASK = torch.zeros(2, 4, dtype=torch.long)
+
+
+@cache
+def chat():
+    return ChatTemplate(CharTokenizer(list("abc ")))
+
+
 TEXT_ROWS = [
     ("windows of a list", lambda t: batch_windows([1, 2, 3], 2, 1), TypeError, "1-D torch.Tensor"),
     ("windows of 2-D ids", lambda t: batch_windows(ids(2, 10), 2, 1), ValueError, "1-D integer tensor"),
@@ -978,6 +990,41 @@ TEXT_ROWS = [
     ("bits_per_char inf chars", lambda t: bits_per_char(1.0, INF), ValueError, "chars_per_token must be finite"),
     ("corpus name", lambda t: load_corpus("french"), ValueError, "corpus name must be one of"),
     ("corpus split", lambda t: load_corpus("english", "test"), ValueError, "split must be one of"),
+    # chapter 8.3: instruction data, the chat template, SFT / reward model / DPO losses
+    ("instructions n 0", lambda t: make_instructions(0), ValueError, "n must be > 0"),
+    ("instructions split", lambda t: make_instructions(5, split="val"), ValueError, "split must be 'train' or 'test'"),
+    ("instructions task", lambda t: make_instructions(5, tasks=("poem",)), ValueError, "tasks must be a non-empty"),
+    ("instructions tasks str", lambda t: make_instructions(5, tasks="add"), ValueError, "tasks must be a non-empty"),
+    ("instructions too many", lambda t: make_instructions(500, tasks=("fact",)), ValueError, "cannot draw 500"),
+    ("exact_match lengths", lambda t: exact_match(make_instructions(2), ["1"]), ValueError, "2 instructions and 1"),
+    ("chat template base", lambda t: ChatTemplate("abc"), TypeError, "base must be a CharTokenizer"),
+    ("chat prompt int", lambda t: chat().encode(3, "x"), TypeError, "prompt must be a str"),
+    ("chat prompt special", lambda t: chat().encode("a\ue001", "x"), ValueError, "special or out-of-vocabulary"),
+    ("chat response unknown", lambda t: chat().encode("a", "\u4e2d"), ValueError, "special or out-of-vocabulary"),
+    ("chat parse prompt only", lambda t: chat().parse(chat().encode_prompt("a")), ValueError, "not a <"),
+    ("pad_batch mask length", lambda t: pad_batch([[1, 2]], [[1]], 0), ValueError, "2 ids but a mask of 1"),
+    ("pad_batch empty", lambda t: pad_batch([], [], 0), ValueError, "at least one"),
+    ("corrupt kind", lambda t: corrupt(make_instructions(1)[0], random.Random(0), "rude"), ValueError, "kind must be"),
+    ("corrupt not Instruction", lambda t: corrupt("1+1", random.Random(0)), TypeError, "must be an Instruction"),
+    ("pairs format_fraction", lambda t: preference_pairs([], format_fraction=2), ValueError, r"in \[0, 1\]"),
+    ("masked_nll float ids", lambda t: masked_nll(gpt(), torch.ones(2, 4), MASK), TypeError, "integer tensor"),
+    ("masked_nll no response", lambda t: masked_nll(gpt(), ids(8).view(2, 4), ZMASK), ValueError, "response token"),
+    ("masked_nll shapes", lambda t: masked_nll(gpt(), ids(8).view(2, 4), MASK[:, :3]), ValueError, "one \\(B"),
+    ("bradley_terry shapes", lambda t: bradley_terry_loss(torch.ones(3), torch.ones(2)), ValueError, "two \\(B,\\)"),
+    ("dpo beta 0", lambda t: dpo_loss(*[torch.zeros(2)] * 4, beta=0.0), ValueError, "beta must be > 0"),
+    ("dpo beta str", lambda t: dpo_loss(*[torch.zeros(2)] * 4, beta="0.1"), TypeError, "beta must be a number"),
+    ("DPOLoss same model", lambda t: (lambda m: DPOLoss(m, m))(gpt()), ValueError, "separate, frozen copy"),
+    ("RewardModel cfg", lambda t: RewardModel(LSTMConfig(10)), TypeError, "RewardModel needs a GPTConfig"),
+    ("RewardModel pool", lambda t: RewardModel(GPTConfig(10), pool="max"), ValueError, "pool must be 'last' or 'mean'"),
+    (
+        "DPOLoss nll_weight",
+        lambda t: DPOLoss(gpt(), GPT(gpt().cfg), nll_weight=-1.0),
+        ValueError,
+        "nll_weight must be >= 0",
+    ),
+    ("SFTLoss model", lambda t: SFTLoss(torch.nn.Linear(2, 2)), TypeError, "SFTLoss needs a GPT"),
+    ("extend_vocab smaller", lambda t: extend_vocab(gpt(), 5, like=0), ValueError, "vocab_size must be >= "),
+    ("extend_vocab like", lambda t: extend_vocab(gpt(), 12, like=11), ValueError, "like must be an old token id"),
 ]
 
 # --------------------------------------------------------------------------- sampling filters

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,11 @@ def test_benchmarks_call_the_shared_recipes():
     gan = _load_benchmark("gan_mnist")
     assert gan.RUNS is GAN_MNIST and gan.VAE_RUN is VAE_MNIST["conv16"]
     assert gan.train_gan is gan_recipes.train_gan and gan.train_vae is vae_recipes.train_vae
+    from genai_lib.recipes import assistant
+
+    bench = _load_benchmark("assistant")
+    assert bench.train_sft is assistant.train_sft and bench.train_dpo is assistant.train_dpo
+    assert bench.train_reward_model is assistant.train_reward_model
 
 
 def test_vae_recipe_trains_once_then_loads(monkeypatch, tmp_path):
@@ -193,3 +199,32 @@ def test_the_stylegan_benchmark_calls_the_shared_recipe():
     assert bench.STYLEGAN_MNIST is sg.STYLEGAN_MNIST and bench.train_stylegan is sg.train_stylegan
     assert bench.dcgan_quality is sg.dcgan_quality and bench.COARSE == sg.COARSE
     assert 0.5 in bench.PSIS and 1.0 in bench.PSIS  # the two ends its last line reports
+
+
+def test_assistant_recipes_train_once_then_load(monkeypatch, tmp_path):
+    """Chapter 8.3's pipeline in fast mode: SFT, reward model and DPO train through fit, are
+    cached, and a second call loads them (same weights)."""
+    from genai_lib.recipes.assistant import (
+        chat_base,
+        instruction_splits,
+        preference_data,
+        train_dpo,
+        train_reward_model,
+        train_sft,
+    )
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GENAI_FAST", "1")
+    cb = chat_base()
+    train, pair_prompts, test = instruction_splits(cb)
+    assert not {i.prompt for i in train + pair_prompts} & {i.prompt for i in test}
+    sft, hist = train_sft(cb, train)
+    assert not hist.from_cache and hist.logs["loss"][-1] < hist.logs["loss"][0]
+    pairs = preference_data(cb, sft, pair_prompts[:32])
+    rm, rm_hist = train_reward_model(cb, sft, pairs)
+    dpo, dpo_hist = train_dpo(cb, sft, pairs)
+    again, hist2 = train_sft(cb, train)
+    assert hist2.from_cache
+    torch.testing.assert_close(again.state_dict(), sft.state_dict())
+    assert train_reward_model(cb, sft, pairs)[1].from_cache and train_dpo(cb, sft, pairs)[1].from_cache
+    assert dpo_hist.logs["dpo"][0] == pytest.approx(math.log(2), abs=1e-4)  # DPO starts at the reference

@@ -23,7 +23,7 @@ hs = C / nh head size, V vocabulary size, L layers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -42,6 +42,7 @@ __all__ = [
     "MLP",
     "flops_per_token",
     "estimate_mfu",
+    "extend_vocab",
 ]
 
 
@@ -314,3 +315,30 @@ def estimate_mfu(cfg: GPTConfig, tokens_per_s: float, peak_flops: float) -> floa
     check_positive("tokens_per_s", tokens_per_s, integer=False, allow_zero=True)
     check_positive("peak_flops", peak_flops, integer=False)
     return flops_per_token(cfg) * tokens_per_s / peak_flops
+
+
+def extend_vocab(model: GPT, vocab_size: int, *, like: int, noise: float = 0.01, generator: Any = None) -> GPT:
+    """A copy of ``model`` with ``vocab_size`` token ids: the old ids keep their rows, every new
+    id starts as a copy of row ``like`` (e.g. the unknown character, which a trained model has
+    learnt never to predict) plus N(0, noise^2) so the new tokens start improbable and distinct.
+    With tied weights the output layer grows with the embedding. Weights only: no training."""
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    old = model.cfg.vocab_size
+    check_positive("vocab_size", vocab_size)
+    if vocab_size < old:
+        raise ValueError(f"vocab_size must be >= the model's {old}, got {vocab_size}")
+    if isinstance(like, bool) or not isinstance(like, int) or not 0 <= like < old:
+        raise ValueError(f"like must be an old token id in [0, {old - 1}], got {like!r}")
+    check_positive("noise", noise, integer=False, allow_zero=True)
+    if not model.cfg.tie_weights:
+        raise ValueError("extend_vocab needs tie_weights=True (one matrix for input and output)")
+    new = GPT(replace(model.cfg, vocab_size=vocab_size)).to(model.wte.weight.device)
+    state = {k: v for k, v in model.state_dict().items() if k not in ("wte.weight", "lm_head.weight")}
+    new.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        w = model.wte.weight
+        new.wte.weight[:old] = w
+        extra = torch.randn(vocab_size - old, w.shape[1], generator=generator, device="cpu")
+        new.wte.weight[old:] = w[like] + noise * extra.to(w.device, w.dtype)
+    return new
