@@ -126,6 +126,7 @@ def test_evaluate_restoration_baselines_and_truth():
         (lambda: R.evaluate_cyclegan(torch.nn.Linear(1, 1), _Oracle(), _Oracle()), TypeError, "CycleGAN"),
         (lambda: R.evaluate_restoration({}, _Oracle()), TypeError, "non-empty dict"),
         (lambda: R.uci_classifier(generator=3), TypeError, "generator"),
+        (lambda: R.train_classifier("uci", R.load_digits28, name="x"), TypeError, "ClassifierRecipe"),
     ],
 )
 def test_recipe_arguments_are_checked(call, exc, match):

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from genai_lib._checks import check_finite_number, check_generator, check_positive, plain_fields
+from genai_lib._checks import check_finite_number, check_positive, plain_fields
 from genai_lib.data import load_digits28, load_mnist, make_loader
 from genai_lib.history import History
 from genai_lib.metrics import conditional_accuracy, psnr, sharpness, ssim
@@ -40,7 +40,7 @@ from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
 from genai_lib.models.cyclegan import CycleGAN, CycleGANConfig
 from genai_lib.models.pix2pix import Pix2Pix, Pix2PixConfig, bicubic_up, mean_fill
 from genai_lib.phases import Snapshots
-from genai_lib.recipes.classifier import ClassifierRecipe
+from genai_lib.recipes.classifier import ClassifierRecipe, train_classifier
 from genai_lib.train import fit
 from genai_lib.train_cache import load_or_train
 from genai_lib.utils import fast_mode
@@ -315,33 +315,17 @@ def uci_classifier(
     Returned in eval mode with frozen weights; ``.test_accuracy`` holds its accuracy on the 359
     held-out UCI digits. Fast mode: 500 images, 4 epochs.
     """
-    r = UCI_CLASSIFIER
-    check_generator("generator", generator)
-    seed = int(torch.randint(0, 2**31, (1,), generator=generator)) if generator is not None else 0
-    fast = fast_mode() if fast is None else fast
-    limit, epochs = (r.fast_limit, r.fast_epochs) if fast else (None, r.epochs)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        clf = ImageClassifier(r.config)
-        if device is not None:
-            clf = clf.to(device)
-        x, y = load_digits28("train", limit=limit)
-        loader = make_loader(x, y, batch_size=r.batch_size, generator=torch.Generator().manual_seed(seed))
-        load_or_train(
-            clf,
-            loader,
-            name="uci_classifier",
-            key={"seed": seed, "limit": limit, "data": x},  # hashed by content
-            epochs=epochs,
-            lr=r.lr,
-            progress=progress,
-        )
-    clf.eval()
-    for p in clf.parameters():
-        p.requires_grad_(False)
-    xt, yt = load_digits28("test")
-    clf.test_accuracy = conditional_accuracy(clf, xt, yt)
-    return clf
+    x_train, _ = load_digits28("train")
+    return train_classifier(
+        UCI_CLASSIFIER,
+        load_digits28,
+        name="uci_classifier",
+        key={"data": x_train},  # hashed by content: a change to the loader retrains
+        generator=generator,
+        device=device,
+        progress=progress,
+        fast=fast,
+    )
 
 
 # --------------------------------------------------------------------------- evaluation
