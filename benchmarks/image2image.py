@@ -8,8 +8,9 @@ the shared cache when the notebook trained it with the same recipe, else trained
 always trains, uncached); the training seconds are the run's own (``History.seconds``).
 
 Scores (``genai_lib.recipes.image2image.evaluate_cyclegan`` and ``evaluate_restoration``):
-``cycle_acc_ab``: the UCI classifier reads the translations G(a) of the 1,000 held-out MNIST
-digits, scored against their MNIST labels; ``cycle_acc_ba``: the MNIST classifier reads F(b)
+``cycle_acc_ab``: the UCI classifier (trained on writer-style distortions: chapter 4's judge,
+``UCI_CLASSIFIER.augment``) reads the translations G(a) of the 1,000 held-out MNIST digits,
+scored against their MNIST labels; ``cycle_acc_ba``: the MNIST classifier reads F(b)
 of the 359 held-out UCI digits; ``nocycle_acc_*``: the same without the cycle loss. ``sr_psnr``
 and ``bicubic_psnr``: PSNR (dB) of the restored 28x28 digits from their 7x7 versions; ``sr_acc``,
 ``inpaint_acc``, ``meanfill_acc``: the MNIST classifier's accuracy on the restorations. The

@@ -30,7 +30,15 @@ from genai_lib.metrics import (
     precision_recall,
     ring_metrics,
 )
-from genai_lib.models._layers import EMA, ConvDecoder28, ConvEncoder28, mlp, random_shift, reparameterize
+from genai_lib.models._layers import (
+    EMA,
+    ConvDecoder28,
+    ConvEncoder28,
+    mlp,
+    random_distort,
+    random_shift,
+    reparameterize,
+)
 from genai_lib.models.attention import CausalSelfAttention, KVCache, rope_tables
 from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
 from genai_lib.models.gan import DCGAN, DCGANConfig, GANConfig, ToyGAN, interpolate
@@ -837,6 +845,11 @@ MODEL_ROWS = [
         ValueError,
         "batch of one",
     ),
+    ("random_distort 3-D", lambda t: random_distort(torch.rand(1, 28, 28)), ValueError, r"\(B, C, H, W\)"),
+    ("random_distort scale 1", lambda t: random_distort(img(), scale=1.0), ValueError, "scale must be below 1"),
+    ("random_distort rotate str", lambda t: random_distort(img(), rotate="9"), TypeError, "rotate must be a number"),
+    ("random_distort stroke 2", lambda t: random_distort(img(), stroke=2.0), ValueError, "stroke"),
+    ("random_distort generator", lambda t: random_distort(img(), generator=NPGEN), TypeError, "torch.Generator"),
     ("random_shift 3-D", lambda t: random_shift(torch.rand(1, 28, 28), 1), ValueError, r"\(B, C, H, W\)"),
     ("random_shift -1", lambda t: random_shift(img(), -1), ValueError, "max_shift must be >= 0"),
     ("random_shift generator", lambda t: random_shift(img(), 1, generator=NPGEN), TypeError, "torch.Generator"),

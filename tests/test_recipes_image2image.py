@@ -11,6 +11,7 @@ import torch
 from genai_lib.models.cyclegan import CycleGAN, CycleGANConfig
 from genai_lib.models.pix2pix import Pix2Pix, Pix2PixConfig
 from genai_lib.recipes import image2image as R
+from genai_lib.recipes.classifier import MNIST_CLASSIFIER
 
 
 class _Oracle(torch.nn.Module):
@@ -74,7 +75,9 @@ def test_uci_classifier_fast(monkeypatch, tmp_path):
     clf = R.uci_classifier(fast=True)
     assert not clf.training and all(not p.requires_grad for p in clf.parameters())
     assert 0.5 < clf.test_accuracy <= 1.0  # 10 classes: chance is 0.1
-    assert [p.name for p in tmp_path.rglob("*.pt")] == ["uci_classifier.pt"]
+    assert [p.name for p in tmp_path.rglob("*.pt")] == ["uci_classifier_aug.pt"]
+    assert R.UCI_CLASSIFIER.augment  # chapter 4's judge trains on distortions; the MNIST one does not
+    assert not MNIST_CLASSIFIER.augment  # FID's feature network everywhere: unchanged
 
 
 def _labelled(x, y):
@@ -144,3 +147,37 @@ def test_the_benchmark_calls_the_shared_recipes():
     spec.loader.exec_module(bench)
     assert bench.RUNS["cyclegan"] is R.CYCLEGAN and bench.RUNS["pix2pix"] is R.PIX2PIX
     assert bench.train_cyclegan is R.train_cyclegan and bench.evaluate_restoration is R.evaluate_restoration
+
+
+def test_random_distort_changes_style_not_size():
+    from genai_lib.models._layers import random_distort
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0  # a thick vertical bar
+    out = random_distort(x, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1 + 1e-6
+    assert not torch.allclose(out, x)
+    torch.testing.assert_close(random_distort(x, generator=torch.Generator().manual_seed(0)), out)  # seeded
+    # nothing drawn big enough to change anything: the identity (up to bilinear resampling)
+    same = random_distort(x, rotate=0.0, scale=0.0, shift=0.0, stroke=0.0, blur=0.0, generator=g)
+    torch.testing.assert_close(same, x)
+    # stroke 1 and no affine: every image thicker or thinner than the original (ink changes)
+    ink = random_distort(x, rotate=0.0, scale=0.0, shift=0.0, stroke=1.0, blur=0.0, generator=g).sum((1, 2, 3))
+    assert ((ink - x.sum((1, 2, 3))).abs() > 1).all()
+
+
+def test_classifier_augment_only_in_training():
+    from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
+
+    torch.manual_seed(0)
+    clf = ImageClassifier(ClassifierConfig(width=4, feature_dim=8, dropout=0.0, shift=0))
+    clf.augment = True
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    clf.eval()
+    assert torch.equal(clf.loss((x, y))[0], clf.loss((x, y))[0])  # eval: no augmentation drawn
+    clf.train()
+    torch.manual_seed(1)
+    a = clf.loss((x, y))[0]
+    torch.manual_seed(2)
+    assert not torch.equal(a, clf.loss((x, y))[0])  # training: a fresh distortion each call

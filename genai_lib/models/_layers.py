@@ -14,10 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_generator, check_positive, check_probability, check_size, check_tensor
+from genai_lib._checks import (
+    check_finite_number,
+    check_generator,
+    check_positive,
+    check_probability,
+    check_size,
+    check_tensor,
+)
 from genai_lib.utils import normal_noise
 
-__all__ = ["ConvDecoder28", "ConvEncoder28", "EMA", "mlp", "random_shift", "reparameterize"]
+__all__ = ["ConvDecoder28", "ConvEncoder28", "EMA", "mlp", "random_distort", "random_shift", "reparameterize"]
 
 
 def mlp(
@@ -142,6 +149,59 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | N
     batch = torch.arange(b, device=x.device)[:, None, None, None]
     chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     return padded[batch, chans, rows, cols]  # (B, C, H, W)
+
+
+def random_distort(
+    x: torch.Tensor,
+    *,
+    rotate: float = 15.0,
+    scale: float = 0.15,
+    shift: float = 2.0,
+    stroke: float = 0.5,
+    blur: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Distort each image (B, C, H, W) on its own, as a writer would: a random affine map (rotation
+    up to ``rotate`` degrees, scale in [1 - scale, 1 + scale], translation up to ``shift`` pixels,
+    bilinear, zero outside), then with probability ``stroke`` a change of stroke thickness, half
+    the time thicker (a 3x3 max-pool, stride 1: dilation), half the time thinner (a 3x3 min-pool
+    blended half-and-half with the image: a gentle erosion that keeps thin strokes).
+
+    Training augmentation for classifiers that must read digits written in another style
+    (chapter 4's judges); differentiable in ``x``.
+    """
+    check_tensor("x", x)
+    if x.dim() != 4:
+        raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+    for name, v in (("rotate", rotate), ("scale", scale), ("shift", shift)):
+        check_finite_number(name, v, positive=True)
+    if scale >= 1:
+        raise ValueError(f"scale must be below 1, got {scale}")
+    check_probability("stroke", stroke)
+    check_probability("blur", blur)
+    check_generator("generator", generator)
+    b, _, h, w = x.shape
+    dev = generator.device if generator is not None else x.device
+    u = torch.rand(b, 5, generator=generator, device=dev).to(x.device, torch.float32) * 2 - 1  # (B, 5) in [-1, 1)
+    ang = u[:, 0] * rotate * torch.pi / 180
+    sc = 1 + u[:, 1] * scale
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc  # the grid maps output to input: inverse scale
+    theta = torch.stack(
+        [torch.stack([cos, -sin, u[:, 2] * shift * 2 / w], 1), torch.stack([sin, cos, u[:, 3] * shift * 2 / h], 1)], 1
+    )  # (B, 2, 3), translation in normalised units
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if stroke > 0:
+        thick = F.max_pool2d(out, 3, stride=1, padding=1)
+        thin = 0.5 * (out - F.max_pool2d(-out, 3, stride=1, padding=1))
+        pick = ((u[:, 4] + 1) / 2).view(b, 1, 1, 1)  # uniform in [0, 1)
+        out = torch.where(pick < stroke / 2, thick, torch.where(pick < stroke, thin, out))
+    if blur > 0:  # a coarser scan: down to 8-14 pixels a side (area mean), back up bilinearly
+        size = int(torch.randint(8, 15, (1,), generator=generator, device=dev))
+        coarse = F.interpolate(F.adaptive_avg_pool2d(out, size), size=(h, w), mode="bilinear", align_corners=False)
+        keep = torch.rand(b, 1, 1, 1, generator=generator, device=dev).to(x.device) >= blur
+        out = torch.where(keep, out, coarse)
+    return out
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -28,6 +28,7 @@ from genai_lib._checks import (
     check_tensor,
     plain_fields,
 )
+from genai_lib.models._layers import random_distort
 from genai_lib.utils import split_batch
 
 __all__ = ["ClassifierConfig", "ImageClassifier"]
@@ -79,6 +80,9 @@ class ImageClassifier(nn.Module):
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.feature_dim, cfg.n_classes)
+        # Writer-style augmentation in training (random_distort: affine + stroke thickness), off by
+        # default; a training choice, not part of the network, so the recipe sets it (and keys it).
+        self.augment = False
 
     @property
     def feature_dim(self) -> int:
@@ -98,12 +102,15 @@ class ImageClassifier(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
     def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Cross-entropy on (images, labels), with one random roll of the batch as augmentation."""
+        """Cross-entropy on (images, labels), with one random roll of the batch as augmentation
+        (and, if ``self.augment``, a random affine map and stroke change per image first)."""
         x, y = split_batch(batch)
         if y is None:
             raise ValueError("ImageClassifier.loss needs (images, labels) batches")
         x = self._check_x(x)
         y = check_class_ids("labels", y, self.cfg.n_classes, x.shape[0]).to(x.device)  # int64 for cross-entropy
+        if self.training and self.augment:
+            x = random_distort(x)
         s = self.cfg.shift
         if self.training and s:  # translation augmentation: one cheap roll per batch
             dx, dy = (int(v) for v in torch.randint(-s, s + 1, (2,)))

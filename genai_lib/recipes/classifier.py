@@ -33,6 +33,7 @@ class ClassifierRecipe:
     batch_size: int = 64  # images per step
     fast_limit: int = 1000  # fast mode: training images
     fast_epochs: int = 3  # fast mode: passes
+    augment: bool = False  # train on writer-style distortions (models._layers.random_distort)
 
 
 MNIST_CLASSIFIER = ClassifierRecipe(ClassifierConfig(), epochs=12)  # >= 97% on the 1,000 held-out digits
@@ -66,6 +67,7 @@ def train_classifier(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         clf = ImageClassifier(recipe.config)
+        clf.augment = recipe.augment
         if device is not None:
             clf = clf.to(device)
         x, y = load("train", limit=limit)
@@ -74,7 +76,8 @@ def train_classifier(
             clf,
             loader,
             name=name,
-            key={"seed": seed, "limit": limit, **(key or {})},
+            # augmentation is keyed only when on: entries trained without it keep their keys
+            key={"seed": seed, "limit": limit, **({"augment": True} if recipe.augment else {}), **(key or {})},
             epochs=epochs,
             lr=recipe.lr,
             progress=progress,
