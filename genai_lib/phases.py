@@ -37,7 +37,15 @@ from torch import nn
 
 from genai_lib._checks import check_positive
 
-__all__ = ["Phase", "DivergenceRule", "DISCRIMINATOR_WINS", "adversarial_phases", "Snapshots", "OPTIMIZERS"]
+__all__ = [
+    "Phase",
+    "DivergenceRule",
+    "DISCRIMINATOR_WINS",
+    "adversarial_phases",
+    "Snapshots",
+    "OPTIMIZERS",
+    "hook_list",
+]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
@@ -240,3 +248,12 @@ class Snapshots:
         if state.get("every") != self.every:
             raise ValueError(f"these snapshots were taken every {state.get('every')} steps, not every {self.every}")
         self.steps, self.items = list(state["steps"]), list(state["items"])
+
+
+def hook_list(hooks: Any) -> list[Any]:
+    """``hooks`` (a list or tuple of objects with ``after_step(step)``, e.g. ``[Snapshots(...)]``) as a
+    list; anything else is a TypeError. The recipes check their ``hooks`` argument with it."""
+    hooks = list(hooks) if isinstance(hooks, (list, tuple)) else hooks
+    if not isinstance(hooks, list) or not all(hasattr(h, "after_step") for h in hooks):
+        raise TypeError(f"hooks must be a list or tuple of hooks with an after_step(step) method, got {hooks!r}")
+    return hooks

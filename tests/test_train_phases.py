@@ -326,3 +326,13 @@ def test_one_cache_entry_with_and_without_a_recording_hook(tmp_path, monkeypatch
     assert [run(snaps()).from_cache, run([]).from_cache, run(snaps()).from_cache] == [False, True, True]
     ema = _build("regressor").ema
     assert not run([ema]).from_cache  # a hook that changes what is trained is a different entry
+
+
+def test_hook_list_accepts_lists_and_tuples_of_hooks_only():
+    from genai_lib.phases import hook_list
+
+    snaps = Snapshots(lambda step: {"x": torch.zeros(1)}, every=1)
+    assert hook_list((snaps,)) == [snaps] and hook_list([]) == []
+    for bad in (3, snaps, [object()]):
+        with pytest.raises(TypeError, match="hooks must be a list or tuple"):
+            hook_list(bad)

@@ -35,7 +35,7 @@ from genai_lib.history import History
 from genai_lib.models.diffusion import DiffusionConfig, GaussianDiffusion, LatentGenerator
 from genai_lib.models.flow import FlowConfig, FlowMatching
 from genai_lib.models.unet import MLPDenoiserConfig, UNetConfig
-from genai_lib.phases import Snapshots
+from genai_lib.phases import Snapshots, hook_list
 from genai_lib.recipes.gan import RING_DATA
 from genai_lib.recipes.vae import train_vae
 from genai_lib.train import cosine_schedule, fit
@@ -156,13 +156,6 @@ def _recipe(name: str | DiffusionRecipe, table: dict[str, DiffusionRecipe]) -> D
     return table[name]
 
 
-def _hook_list(hooks: Any) -> list[Any]:
-    hooks = list(hooks) if isinstance(hooks, (list, tuple)) else hooks
-    if not isinstance(hooks, list) or not all(hasattr(h, "after_step") for h in hooks):
-        raise TypeError(f"hooks must be a list or tuple of hooks with an after_step(step) method, got {hooks!r}")
-    return hooks
-
-
 def _train(
     model: torch.nn.Module,
     recipe: DiffusionRecipe,
@@ -242,7 +235,7 @@ def train_diffusion(
     name = name or (recipe if isinstance(recipe, str) else None)
     if cache and name is None:
         raise ValueError("a custom DiffusionRecipe needs a name: its cache entry")
-    hooks = _hook_list(hooks)
+    hooks = hook_list(hooks)
     fast = fast_mode() if fast is None else fast
     cfg, steps = r.budget(fast)
     model = _build(cfg, device)

@@ -28,6 +28,7 @@ from genai_lib.history import History
 from genai_lib.metrics import ring_metrics
 from genai_lib.models.gan import DCGAN, DCGANConfig, GANConfig, ToyGAN
 from genai_lib.models.vaegan import VAEGAN, VAEGANConfig
+from genai_lib.phases import hook_list
 from genai_lib.train import fit_gan
 from genai_lib.train_cache import load_or_train
 from genai_lib.utils import fast_mode
@@ -99,12 +100,6 @@ GAN_MNIST: dict[str, GANRecipe] = {
 }
 
 
-def _hook_list(hooks: Any) -> list[Any]:
-    if not isinstance(hooks, (list, tuple)):
-        raise TypeError(f"hooks must be a list of hooks (e.g. [Snapshots(...)]), got {type(hooks).__name__}")
-    return list(hooks)
-
-
 def _recipe(recipe: str | GANRecipe) -> GANRecipe:
     if isinstance(recipe, GANRecipe):
         return recipe
@@ -149,7 +144,7 @@ def train_gan(
     model = model if model is not None else gan_model(r, fast=fast, device=device)
     x, y = load_mnist("train", limit=FAST_LIMIT if fast else None)
     loader = make_loader(x, y, batch_size=BATCH, drop_last=True, generator=torch.Generator().manual_seed(0))
-    common = {"progress": progress, "desc": name, "hooks": _hook_list(hooks), **kwargs}
+    common = {"progress": progress, "desc": name, "hooks": hook_list(hooks), **kwargs}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the training noise
         if cache:
@@ -225,7 +220,7 @@ def train_ring(
     """
     spec = _ring_spec(which, fast)
     x, _ = toy_2d(RING_DATA["name"], RING_DATA["n"], generator=torch.Generator().manual_seed(RING_DATA["seed"]))
-    kwargs = {"progress": progress, "hooks": _hook_list(hooks), "divergence": None, **spec["fit"]}
+    kwargs = {"progress": progress, "hooks": hook_list(hooks), "divergence": None, **spec["fit"]}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec["seed"])
         if model is None:

@@ -39,7 +39,7 @@ from genai_lib.metrics import conditional_accuracy, psnr, sharpness, ssim
 from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
 from genai_lib.models.cyclegan import CycleGAN, CycleGANConfig
 from genai_lib.models.pix2pix import Pix2Pix, Pix2PixConfig, bicubic_up, mean_fill
-from genai_lib.phases import Snapshots
+from genai_lib.phases import Snapshots, hook_list
 from genai_lib.recipes.classifier import ClassifierRecipe, train_classifier
 from genai_lib.train import fit
 from genai_lib.train_cache import load_or_train
@@ -210,13 +210,6 @@ def _train(
         return load_or_train(model, loader, name=name, key=key, **kwargs)
 
 
-def _hook_list(hooks: Any) -> list[Any]:
-    hooks = list(hooks) if isinstance(hooks, (list, tuple)) else hooks
-    if not isinstance(hooks, list) or not all(hasattr(h, "after_step") for h in hooks):
-        raise TypeError(f"hooks must be a list or tuple of hooks with an after_step(step) method, got {hooks!r}")
-    return hooks
-
-
 def _name(recipe: str | I2IRecipe, name: str | None, cache: bool) -> str | None:
     name = name or (recipe if isinstance(recipe, str) else None)
     if cache and name is None:
@@ -269,7 +262,7 @@ def train_cyclegan(
     if not isinstance(r.config, CycleGANConfig):
         raise TypeError(f"train_cyclegan needs a CycleGANConfig recipe, got {type(r.config).__name__}")
     name = _name(recipe, name, cache)
-    hooks = _hook_list(hooks)
+    hooks = hook_list(hooks)
     fast = fast_mode() if fast is None else fast
     _, steps = r.budget(fast)
     model = image2image_model(r, fast=fast, device=device)
@@ -302,7 +295,7 @@ def train_pix2pix(
     if not isinstance(r.config, Pix2PixConfig):
         raise TypeError(f"train_pix2pix needs a Pix2PixConfig recipe, got {type(r.config).__name__}")
     name = _name(recipe, name, cache)
-    hooks = _hook_list(hooks)
+    hooks = hook_list(hooks)
     fast = fast_mode() if fast is None else fast
     _, steps = r.budget(fast)
     model = image2image_model(r, fast=fast, device=device)
