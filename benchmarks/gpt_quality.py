@@ -6,7 +6,8 @@ rotary position embeddings (``--pos learned`` for GPT-2's learned ones: measured
 AdamW lr 1e-3 (betas 0.9, 0.99) with 100 warm-up steps and cosine decay to 1e-4, weight decay
 0.1, gradient clipping at 1.0. Prints the validation loss after the last step (nats per character, mean of
 50 batches of random windows of the held-out last 10 % of the text) and the wall time.
-Target: val_loss <= 1.40.
+Target: val_loss <= 1.40. ``GENAI_FAST=1`` smoke-tests the script (100 steps by default;
+numbers meaningless).
 
     python benchmarks/gpt_quality.py [--steps 2000] [--device cpu] [--checkpoint PATH]
 
@@ -28,12 +29,12 @@ from genai_lib.models.gpt import GPT, GPTConfig
 from genai_lib.recipes.language import train_gpt
 from genai_lib.text import bits_per_char, evaluate_lm, load_corpus
 from genai_lib.tokenizer import CharTokenizer
-from genai_lib.utils import get_device, seed_everything
+from genai_lib.utils import fast_mode, get_device, seed_everything
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=100 if fast_mode() else 2000)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     parser.add_argument("--beta2", type=float, default=0.99, help="AdamW beta2 (0.99 measured better than 0.95 here)")
