@@ -5,6 +5,7 @@
     python -m genai_lib cache clear [--fast] [NAME ...]
     python -m genai_lib cache export FILE.zip      the trained weights of the course in one archive
     python -m genai_lib cache import FILE.zip      checked (versions and hashes) before anything is written
+    python -m genai_lib repository [URL]           show (or, in a fork, change) the repository address
 
 ``prepare`` runs each chapter's notebooks in full mode, exactly as the book does, so every model a
 chapter trains lands in the cache (``genai_lib.utils.cache_dir``); a second run, or a class run in
@@ -13,6 +14,11 @@ with an estimate of the time left (from the last preparation on this machine) an
 entries it already had. An archive holds the full-mode cache entries and a manifest with each
 file's SHA-256 and the versions that wrote them; ``import`` refuses a damaged archive or one from
 another major version of the library, and writes each file atomically.
+
+The repository address lives in one setting, ``repository.url`` in ``_config.yml``: the book's
+launch buttons (Binder, Colab) and its repository button read it, and each notebook's Colab
+install line carries a copy that ``repository URL`` rewrites with it (a test checks that the
+copies agree with the setting).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 import zipfile
@@ -33,7 +40,16 @@ import torch
 from genai_lib import __version__
 from genai_lib.utils import atomic_write, cache_root
 
-__all__ = ["main", "cache_entries", "export_cache", "import_cache", "prepare", "chapter_notebooks"]
+__all__ = [
+    "main",
+    "cache_entries",
+    "export_cache",
+    "import_cache",
+    "prepare",
+    "chapter_notebooks",
+    "repository_url",
+    "set_repository",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = "genai_lib_cache.json"
@@ -224,6 +240,51 @@ def prepare(chapters: list[str] | None = None, *, root: Path = ROOT, progress: b
     return {"had": had, "trained": trained, "seconds": seconds}
 
 
+# --------------------------------------------------------------------------- the repository address
+
+_URL_SETTING = re.compile(r"^(repository:[ \t]*\n(?:[ \t]+.*\n)*?[ \t]+url:[ \t]*)(\S+)", re.M)
+_INSTALL_URL = re.compile(r"git\+(https?://[^\s\"'@\\]+)")
+_SAFE_URL = re.compile(r"https://[A-Za-z0-9.-]+(/[A-Za-z0-9._~%+-]+)+")
+
+
+def repository_url(root: Path = ROOT) -> str:
+    """The repository address the book's launch buttons and the notebooks' Colab cells use."""
+    m = _URL_SETTING.search((root / "_config.yml").read_text(encoding="utf-8"))
+    if not m:
+        raise ValueError(f"{root / '_config.yml'} has no repository.url setting")
+    return m.group(2)
+
+
+def notebook_install_urls(path: Path) -> set[str]:
+    """The repository addresses a notebook installs ``genai_lib`` from (its Colab cell)."""
+    return set(_INSTALL_URL.findall(path.read_text(encoding="utf-8")))
+
+
+def set_repository(url: str, root: Path = ROOT) -> list[Path]:
+    """Point the book at another repository (a fork): ``_config.yml`` and every notebook's Colab
+    install line. Returns the files changed; each is rewritten atomically."""
+    if not isinstance(url, str) or not _SAFE_URL.fullmatch(url.rstrip("/")):
+        raise ValueError(f"url must look like https://host/owner/name (letters, digits, . _ ~ % + -), got {url!r}")
+    url = url.rstrip("/")
+    old = repository_url(root)
+    changed = []
+    config = root / "_config.yml"
+    text = config.read_text(encoding="utf-8")
+    new_text = _URL_SETTING.sub(lambda m: m.group(1) + url, text, count=1)
+    if new_text != text:
+        atomic_write(config, lambda fh: fh.write(new_text.encode("utf-8")))
+        changed.append(config)
+    for nb in sorted((root / "chapters").rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in nb.parts:
+            continue
+        text = nb.read_text(encoding="utf-8")
+        new_text = _INSTALL_URL.sub(lambda m: "git+" + url if m.group(1) == old else m.group(0), text)
+        if new_text != text:
+            atomic_write(nb, lambda fh, t=new_text: fh.write(t.encode("utf-8")))
+            changed.append(nb)
+    return changed
+
+
 # --------------------------------------------------------------------------- the command line
 
 
@@ -243,10 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     im = csub.add_parser("import", help="an archive written by export (checked first)")
     im.add_argument("file")
     im.add_argument("--overwrite", action="store_true", help="replace entries the cache already has")
+    r = sub.add_parser("repository", help="show the repository address, or set it (in a fork)")
+    r.add_argument("url", nargs="?", help="the new address, e.g. https://github.com/you/your-fork")
     args = ap.parse_args(argv)
     try:
         if args.command == "prepare":
             prepare(args.chapters)
+        elif args.command == "repository":
+            _repository(args)
         else:
             {"list": _list, "clear": _clear, "export": _export, "import": _import}[args.action](args)
     except (ValueError, FileNotFoundError) as exc:
@@ -285,3 +350,11 @@ def _export(args: argparse.Namespace) -> None:
 def _import(args: argparse.Namespace) -> None:
     r = import_cache(args.file, overwrite=args.overwrite)
     print(f"imported {len(r['imported'])} entries; kept {len(r['kept'])} the cache already had")
+
+
+def _repository(args: argparse.Namespace) -> None:
+    if not args.url:
+        print(repository_url())
+        return
+    changed = set_repository(args.url)
+    print(f"repository is now {repository_url()}; rewrote {len(changed)} files")

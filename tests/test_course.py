@@ -162,3 +162,61 @@ def test_prepare_runs_the_notebooks_in_full_mode_and_says_what_it_had(cache, tmp
     assert os.environ["GENAI_FAST"] == "1"
     second = course.prepare(["1"], root=root, progress=False)
     assert second["had"] == ["toy.pt"] and second["trained"] == []
+
+
+# --------------------------------------------------------------------------- the repository address
+
+
+def test_every_notebook_installs_from_the_one_repository_setting():
+    url = course.repository_url()
+    assert url.startswith("https://")
+    for nb in sorted((course.ROOT / "chapters").rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in nb.parts:
+            continue
+        assert course.notebook_install_urls(nb) == {url}, f"{nb.name}: its Colab cell must install from {url}"
+
+
+def _copy_book(tmp_path: Path) -> Path:
+    root = tmp_path / "book"
+    (root / "chapters" / "02_vae").mkdir(parents=True)
+    (root / "_config.yml").write_text((course.ROOT / "_config.yml").read_text())
+    src = course.ROOT / "chapters" / "02_vae" / "02_vae.ipynb"
+    (root / "chapters" / "02_vae" / "02_vae.ipynb").write_text(src.read_text())
+    return root
+
+
+def test_set_repository_rewrites_the_setting_and_every_colab_cell(tmp_path, capsys):
+    root = _copy_book(tmp_path)
+    before_nb = json.loads((root / "chapters/02_vae/02_vae.ipynb").read_text())
+    fork = "https://github.com/someone/my-fork"
+    changed = course.set_repository(fork + "/", root)
+    assert {p.name for p in changed} == {"_config.yml", "02_vae.ipynb"}
+    assert course.repository_url(root) == fork
+    nb_path = root / "chapters/02_vae/02_vae.ipynb"
+    assert course.notebook_install_urls(nb_path) == {fork}
+    after_nb = json.loads(nb_path.read_text())  # still a valid notebook, one line changed
+    diff = [
+        (a, b)
+        for ca, cb in zip(before_nb["cells"], after_nb["cells"], strict=True)
+        for a, b in zip(ca["source"], cb["source"], strict=True)
+        if a != b
+    ]
+    assert len(diff) == 1 and fork in diff[0][1]
+    cfg = (root / "_config.yml").read_text()
+    assert cfg.count(fork) == 1 and "binderhub_url" in cfg  # the rest of the file is untouched
+    assert course.set_repository(fork, root) == []  # idempotent
+
+
+@pytest.mark.parametrize("bad", ["github.com/a/b", "https://github.com/a b", 'https://x.org/a"b', "", None])
+def test_set_repository_refuses_a_bad_address(tmp_path, bad):
+    root = _copy_book(tmp_path)
+    with pytest.raises(ValueError, match="url must look like"):
+        course.set_repository(bad, root)
+    assert course.repository_url(root) == course.repository_url()
+
+
+def test_repository_command_shows_the_address(capsys):
+    assert course.main(["repository"]) == 0
+    assert capsys.readouterr().out.strip() == course.repository_url()
+    assert course.main(["repository", "not-a-url"]) == 2
+    assert "url must look like" in capsys.readouterr().err

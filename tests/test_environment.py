@@ -26,7 +26,12 @@ def test_environment_yml_matches_requirements():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     env_pins = {}
+    options = [line for line in pip_section if line.startswith("--")]
+    # Binder has no GPU: pip must find the CPU build of torch (a local version, 2.13.0+cpu)
+    assert options == ["--extra-index-url https://download.pytorch.org/whl/cpu"], options
     for line in pip_section:
+        if line.startswith("--"):
+            continue
         name, _, version = line.partition("==")
         env_pins[name.strip().lower()] = version.strip()
     assert env_pins == _requirements()
