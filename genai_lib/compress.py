@@ -321,13 +321,18 @@ def distillation_loss(
             f"{tuple(teacher_logits.shape)} must have the same shape"
         )
     v = student_logits.shape[-1]
-    log_q = F.log_softmax(student_logits.float().reshape(-1, v) / temperature, -1)
-    log_p = F.log_softmax(teacher_logits.detach().float().reshape(-1, v) / temperature, -1)
+    log_q = F.log_softmax(_wide(student_logits).reshape(-1, v) / temperature, -1)
+    log_p = F.log_softmax(_wide(teacher_logits.detach()).reshape(-1, v) / temperature, -1)
     soft = (log_p.exp() * (log_p - log_q)).sum(-1).mean() * temperature**2
     if targets is None:
         return soft
-    hard = F.cross_entropy(student_logits.float().reshape(-1, v), targets.reshape(-1))
+    hard = F.cross_entropy(_wide(student_logits).reshape(-1, v), targets.reshape(-1))
     return alpha * soft + (1 - alpha) * hard
+
+
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """float32 for 16-bit logits (autocast), float64 stays float64."""
+    return x if x.dtype == torch.float64 else x.float()
 
 
 class KDLoss:

@@ -7,8 +7,8 @@ rates, a learning-rate schedule), gradient accumulation and clipping, bf16 autoc
 data parallelism when a ``torch.distributed`` group is initialised (gradients averaged across
 ranks after each backward pass, progress bar and checkpoints on rank 0; see
 :mod:`genai_lib.distributed`), per-step hooks (EMA, annealing), a ``tqdm`` progress bar, a
-:class:`~genai_lib.history.History`, validation, atomic checkpoints with exact resume (weights, optimizers, data position, RNG
-states, hook states), and a clear error when a loss stops being finite or a declared
+:class:`~genai_lib.history.History`, validation, atomic checkpoints with exact resume (weights,
+optimizers, data position, RNG states, hook states), and a clear error when a loss stops being finite or a declared
 :class:`~genai_lib.phases.DivergenceRule` fires. Every argument is checked before step one.
 
 :func:`fit_gan` is the GAN shape (:func:`genai_lib.phases.adversarial_phases`) with DCGAN's
@@ -212,7 +212,9 @@ def fit(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=step, desc=desc or f"train {type(model).__name__}", disable=not progress or not is_main())
+    bar = tqdm(
+        total=total, initial=step, desc=desc or f"train {type(model).__name__}", disable=not progress or not is_main()
+    )
     pending: list[tuple[int, dict[str, Any], tuple[str, ...]]] = []
 
     def flush() -> None:
