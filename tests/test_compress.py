@@ -229,3 +229,46 @@ def test_forward_tokens_per_s_counts_tokens():
     model = tiny_gpt()
     x = batches(1)[0][0]
     assert C.forward_tokens_per_s(model, x, reps=2) > 0
+
+
+# --------------------------------------------------------------------------- chapter 18's recipes
+
+
+def test_prune_and_student_recipes_train_once_then_load(monkeypatch, tmp_path):
+    from genai_lib.recipes import efficiency as E
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    cfg = GPTConfig(vocab_size=12, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    teacher = tiny_gpt(cfg=cfg)
+    ids = torch.randint(12, (2000,), generator=torch.Generator().manual_seed(0))
+    pruned, hist = E.prune_finetune(teacher, ids, 0.5, steps=5, fast=True)
+    assert not hist.from_cache and C.weight_sparsity(pruned) == pytest.approx(0.5, abs=0.01)
+    again, hist2 = E.prune_finetune(teacher, ids, 0.5, steps=5, fast=True)
+    assert hist2.from_cache and all(
+        torch.equal(a, b) for a, b in zip(pruned.parameters(), again.parameters(), strict=True)
+    )
+    assert C.weight_sparsity(again) == pytest.approx(0.5, abs=0.01)
+    raw, none = E.prune_finetune(teacher, ids, 0.3, steps=0)
+    assert none is None and C.weight_sparsity(raw) == pytest.approx(0.3, abs=0.01)
+    student, sh = E.train_student(teacher, ids, distill=True, fast=True)
+    assert student.cfg.n_embd == 8 and not sh.from_cache and "soft" in sh.logs
+    assert E.train_student(teacher, ids, distill=True, fast=True)[1].from_cache
+    other = E.train_student(teacher, ids, distill=True, fast=True, temperature=4.0)[1]
+    assert not other.from_cache  # an exercise's temperature has its own entry...
+    assert E.train_student(teacher, ids, distill=True, fast=True)[1].from_cache  # ...the shared one stays
+    assert len(sh.logs["loss"]) == E.budget(True).steps
+
+
+def test_the_benchmark_calls_the_shared_recipes():
+    import importlib.util
+    from pathlib import Path
+
+    from genai_lib.recipes import efficiency, language
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "compress_gpt.py"
+    spec = importlib.util.spec_from_file_location("bench_compress_gpt", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.train_char_gpt is language.train_char_gpt
+    assert bench.prune_finetune is efficiency.prune_finetune and bench.train_student is efficiency.train_student
+    assert bench.ddp_check is efficiency.ddp_check

@@ -114,7 +114,8 @@ def train_student(
 ) -> tuple[GPT, History]:
     """The half-width student (:func:`student_config`, weights from seed 0) trained for the
     teacher's steps: on ``alpha`` T^2 KL(teacher_T || student_T) + (1 - alpha) CE with
-    ``distill``, on the cross-entropy alone without. Cached; returns ``(student, history)``."""
+    ``distill``, on the cross-entropy alone without. Cached (a ``temperature`` or ``alpha`` other
+    than ``KD``'s in its own entry); returns ``(student, history)``."""
     if not isinstance(teacher, GPT):
         raise TypeError(f"teacher must be a GPT, got {type(teacher).__name__}")
     train_ids = check_token_ids("train_ids", train_ids, teacher.cfg.vocab_size, dims=(1,))
@@ -128,6 +129,8 @@ def train_student(
     else:
         loss, key = student.loss, {"kind": "cross-entropy only"}
     name = "ch18_student_kd" if distill else "ch18_student_scratch"
+    if distill and (float(temperature), float(alpha)) != (KD["temperature"], KD["alpha"]):
+        name += f"_T{temperature:g}_a{alpha:g}"  # an exercise's setting: the shared entry stays
     history = _train_lm(
         student, train_ids, loss, steps=recipe.steps, recipe=recipe, lr=recipe.lr, name=name, key=key,
         progress=progress,
