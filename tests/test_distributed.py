@@ -53,3 +53,39 @@ def test_without_a_process_group_nothing_changes():
     x, y = tiny_data()
     hist = fit(model, [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)], steps=5, progress=False)
     assert len(hist.logs["loss"]) == 5
+
+
+def _checkpointing_worker(folder: str) -> dict:
+    """Each rank trains the same Tiny model on its shard and asks for its own checkpoint file."""
+    from pathlib import Path
+
+    torch.manual_seed(0)
+    model = Tiny(TinyConfig())
+    x, y = tiny_data()
+    batches = [(D.shard(x[i : i + 16]), D.shard(y[i : i + 16])) for i in range(0, 64, 16)]
+    fit(model, batches, steps=4, checkpoint=Path(folder) / f"rank{D.rank()}.pt", progress=True)
+    return {"rank": D.rank(), "world": D.world_size(), "main": D.is_main()}
+
+
+def test_only_rank_0_writes_checkpoints(tmp_path):
+    ranks = D.launch(_checkpointing_worker, 2, (str(tmp_path),))
+    assert [r["rank"] for r in ranks] == [0, 1] and all(r["world"] == 2 for r in ranks)
+    assert [r["main"] for r in ranks] == [True, False]
+    assert (tmp_path / "rank0.pt").exists() and not (tmp_path / "rank1.pt").exists()
+
+
+def test_torchrun_runs_the_ddp_script_on_two_gloo_ranks(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += [str(root / "benchmarks" / "ddp_gpt.py"), "--steps", "3", "--checkpoint", str(tmp_path / "c.pt")]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("ddp_gpt: world=2 steps=3") and "ranks_equal=1" in last, out.stdout
+    assert (tmp_path / "c.pt").exists()
