@@ -1808,7 +1808,7 @@ STYLEGAN_ROWS = [
 
 
 # chapter 18: compression and distributed training
-def _w(n=4, k=8):
+def _wmat(n=4, k=8):
     return torch.randn(n, k, generator=torch.Generator().manual_seed(0))
 
 
@@ -1821,12 +1821,12 @@ COMPRESS_ROWS = [
     ),
     ("sparsity negative", lambda t: compress.magnitude_masks(gpt(), -0.1), ValueError, "sparsity must be"),
     ("sparsity string", lambda t: compress.magnitude_masks(gpt(), "0.5"), ValueError, "sparsity must be"),
-    ("quant bits 3", lambda t: compress.quantize_groupwise(_w(), bits=3), ValueError, "bits must be 4 or 8, got 3"),
+    ("quant bits 3", lambda t: compress.quantize_groupwise(_wmat(), bits=3), ValueError, "bits must be 4 or 8, got 3"),
     ("quant bits 16", lambda t: compress.quantize_weights(gpt(), bits=16), ValueError, "bits must be 4 or 8"),
-    ("quant bits bool", lambda t: compress.quantize_groupwise(_w(), bits=True), ValueError, "bits must be 4 or 8"),
+    ("quant bits bool", lambda t: compress.quantize_groupwise(_wmat(), bits=True), ValueError, "bits must be 4 or 8"),
     (
         "quant group not dividing",
-        lambda t: compress.quantize_groupwise(_w(4, 10), group_size=4),
+        lambda t: compress.quantize_groupwise(_wmat(4, 10), group_size=4),
         ValueError,
         "group_size must divide the width K=10",
     ),
@@ -1836,12 +1836,22 @@ COMPRESS_ROWS = [
         ValueError,
         "group_size must divide the width K=16 of the weight of",
     ),
-    ("quant group 0", lambda t: compress.quantize_groupwise(_w(), group_size=0), ValueError, "group_size must be > 0"),
-    ("int4 odd group", lambda t: compress.quantize_groupwise(_w(), 4, 1), ValueError, "even for int4"),
+    (
+        "quant group 0",
+        lambda t: compress.quantize_groupwise(_wmat(), group_size=0),
+        ValueError,
+        "group_size must be > 0",
+    ),
+    ("int4 odd group", lambda t: compress.quantize_groupwise(_wmat(), 4, 1), ValueError, "even for int4"),
     ("quant 1-d weight", lambda t: compress.quantize_groupwise(torch.ones(8), group_size=4), ValueError, "2-D"),
-    ("kd temperature 0", lambda t: compress.distillation_loss(_w(), _w(), temperature=0.0), ValueError, "temperature"),
-    ("kd alpha 2", lambda t: compress.distillation_loss(_w(), _w(), alpha=2.0), ValueError, r"alpha must be"),
-    ("kd shapes", lambda t: compress.distillation_loss(_w(4, 8), _w(4, 6)), ValueError, "same shape"),
+    (
+        "kd temperature 0",
+        lambda t: compress.distillation_loss(_wmat(), _wmat(), temperature=0.0),
+        ValueError,
+        "temperature",
+    ),
+    ("kd alpha 2", lambda t: compress.distillation_loss(_wmat(), _wmat(), alpha=2.0), ValueError, r"alpha must be"),
+    ("kd shapes", lambda t: compress.distillation_loss(_wmat(4, 8), _wmat(4, 6)), ValueError, "same shape"),
     ("mask for no parameter", lambda t: compress.apply_masks_(gpt(), {"nope": torch.ones(2)}), ValueError, "nope"),
     ("checkpoint blocks type", lambda t: compress.checkpoint_blocks(gpt()).__enter__(), TypeError, "ModuleList"),
     ("world size 0", lambda t: distributed.launch(print, 0), ValueError, "world_size must be an int >= 1, got 0"),
