@@ -385,14 +385,18 @@ def checkpoint_blocks(blocks: nn.ModuleList) -> Iterator[None]:
     and recomputes its activations then (``torch.utils.checkpoint``, non-reentrant)."""
     if not isinstance(blocks, nn.ModuleList):
         raise TypeError(f"blocks must be an nn.ModuleList (e.g. gpt.blocks), got {type(blocks).__name__}")
-    originals = [b.forward for b in blocks]
-    for b, f in zip(blocks, originals, strict=True):
+    own = [vars(b).get("forward") for b in blocks]  # an instance-level forward, if one was set
+    for b in blocks:
+        f = b.forward
         b.forward = lambda *a, _f=f, **k: checkpoint(_f, *a, use_reentrant=False, **k)  # type: ignore[method-assign]
     try:
         yield
     finally:
-        for b in blocks:
-            del b.forward  # back to the class's forward
+        for b, f in zip(blocks, own, strict=True):
+            if f is None:
+                del b.forward  # back to the class's forward
+            else:
+                b.forward = f  # type: ignore[method-assign]
 
 
 @torch.no_grad()
