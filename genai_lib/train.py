@@ -4,9 +4,11 @@ A model declares what a training step means for it as phases (:mod:`genai_lib.ph
 default one phase minimises ``model.loss(batch) -> (scalar, logs)``. ``fit`` runs the phases
 and takes care of the rest, once for every model: optimizers (param groups, per-group learning
 rates, a learning-rate schedule), gradient accumulation and clipping, bf16 autocast on CUDA,
-per-step hooks (EMA, annealing), a ``tqdm`` progress bar, a :class:`~genai_lib.history.History`,
-validation, atomic checkpoints with exact resume (weights, optimizers, data position, RNG
-states, hook states), and a clear error when a loss stops being finite or a declared
+data parallelism when a ``torch.distributed`` group is initialised (gradients averaged across
+ranks after each backward pass, progress bar and checkpoints on rank 0; see
+:mod:`genai_lib.distributed`), per-step hooks (EMA, annealing), a ``tqdm`` progress bar, a
+:class:`~genai_lib.history.History`, validation, atomic checkpoints with exact resume (weights,
+optimizers, data position, RNG states, hook states), and a clear error when a loss stops being finite or a declared
 :class:`~genai_lib.phases.DivergenceRule` fires. Every argument is checked before step one.
 
 :func:`fit_gan` is the GAN shape (:func:`genai_lib.phases.adversarial_phases`) with DCGAN's
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 
 from genai_lib._checks import check_positive
+from genai_lib.distributed import allreduce_gradients, is_distributed, is_main
 from genai_lib.history import History, TrainingDivergedError
 from genai_lib.phases import DISCRIMINATOR_WINS, DivergenceRule, Phase, adversarial_phases
 from genai_lib.train_setup import (
@@ -192,6 +195,8 @@ def fit(
 
     def save() -> None:
         history.seconds = time.perf_counter() - t0
+        if not is_main():  # data parallel: rank 0 writes the checkpoint, the other ranks hold the same state
+            return
         save_run(
             plan.ckpt_path,
             model,
@@ -207,7 +212,9 @@ def fit(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=step, desc=desc or f"train {type(model).__name__}", disable=not progress)
+    bar = tqdm(
+        total=total, initial=step, desc=desc or f"train {type(model).__name__}", disable=not progress or not is_main()
+    )
     pending: list[tuple[int, dict[str, Any], tuple[str, ...]]] = []
 
     def flush() -> None:
@@ -281,6 +288,8 @@ def _train_step(model, plan: Plan, step: int, stream, device, amp, generator) ->
                         )
                     (loss / p.accumulate if p.accumulate > 1 else loss).backward()
                     summed = loss.detach() if summed is None else summed + loss.detach()
+                if is_distributed():  # data parallel (DDP): every rank steps with the mean gradient
+                    allreduce_gradients(plan.params[p.name])
                 if p.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(plan.params[p.name], p.grad_clip)
                 opt.step()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from genai_lib import checkpoint, plotting, train, train_cache, widgets
+from genai_lib import checkpoint, compress, distributed, plotting, train, train_cache, widgets
 from genai_lib._checks import check_generator, check_positive, check_probability, check_tensor
 from genai_lib.data import TensorLoader, load_digits8, load_mnist, make_loader, mnist_loaders, toy_2d
 from genai_lib.history import History, TrainingDivergedError
@@ -1806,6 +1806,76 @@ STYLEGAN_ROWS = [
     ),
 ]
 
+
+# chapter 18: compression and distributed training
+def _wmat(n=4, k=8):
+    return torch.randn(n, k, generator=torch.Generator().manual_seed(0))
+
+
+COMPRESS_ROWS = [
+    (
+        "sparsity 1",
+        lambda t: compress.magnitude_masks(gpt(), 1.0),
+        ValueError,
+        r"sparsity must be a number in \[0, 1\)",
+    ),
+    ("sparsity negative", lambda t: compress.magnitude_masks(gpt(), -0.1), ValueError, "sparsity must be"),
+    ("sparsity string", lambda t: compress.magnitude_masks(gpt(), "0.5"), ValueError, "sparsity must be"),
+    ("quant bits 3", lambda t: compress.quantize_groupwise(_wmat(), bits=3), ValueError, "bits must be 4 or 8, got 3"),
+    ("quant bits 16", lambda t: compress.quantize_weights(gpt(), bits=16), ValueError, "bits must be 4 or 8"),
+    ("quant bits bool", lambda t: compress.quantize_groupwise(_wmat(), bits=True), ValueError, "bits must be 4 or 8"),
+    (
+        "quant group not dividing",
+        lambda t: compress.quantize_groupwise(_wmat(4, 10), group_size=4),
+        ValueError,
+        "group_size must divide the width K=10",
+    ),
+    (
+        "quant model group not dividing",
+        lambda t: compress.quantize_weights(gpt(), group_size=5),
+        ValueError,
+        "group_size must divide the width K=16 of the weight of",
+    ),
+    (
+        "quant group 0",
+        lambda t: compress.quantize_groupwise(_wmat(), group_size=0),
+        ValueError,
+        "group_size must be > 0",
+    ),
+    ("int4 odd group", lambda t: compress.quantize_groupwise(_wmat(), 4, 1), ValueError, "even for int4"),
+    ("quant 1-d weight", lambda t: compress.quantize_groupwise(torch.ones(8), group_size=4), ValueError, "2-D"),
+    (
+        "kd temperature 0",
+        lambda t: compress.distillation_loss(_wmat(), _wmat(), temperature=0.0),
+        ValueError,
+        "temperature",
+    ),
+    ("kd alpha 2", lambda t: compress.distillation_loss(_wmat(), _wmat(), alpha=2.0), ValueError, r"alpha must be"),
+    ("kd shapes", lambda t: compress.distillation_loss(_wmat(4, 8), _wmat(4, 6)), ValueError, "same shape"),
+    ("mask for no parameter", lambda t: compress.apply_masks_(gpt(), {"nope": torch.ones(2)}), ValueError, "nope"),
+    ("checkpoint blocks type", lambda t: compress.checkpoint_blocks(gpt()).__enter__(), TypeError, "ModuleList"),
+    ("world size 0", lambda t: distributed.launch(print, 0), ValueError, "world_size must be an int >= 1, got 0"),
+    ("world size -1 shard", lambda t: distributed.shard(torch.ones(4), 0, -1), ValueError, "world_size must be"),
+    ("world size float tp", lambda t: distributed.tensor_parallel_check(1.5), ValueError, "world_size must be"),
+    ("shard uneven batch", lambda t: distributed.shard(torch.ones(5), 0, 2), ValueError, "multiple of the world"),
+    ("shard rank out of range", lambda t: distributed.shard(torch.ones(4), 2, 2), ValueError, "rank must be in"),
+    (
+        "column split uneven",
+        lambda t: distributed.ColumnParallelLinear(torch.nn.Linear(4, 5), 0, 2),
+        ValueError,
+        "out_features 5 must be a multiple",
+    ),
+    ("ddp check world 0", lambda t: _efficiency().ddp_check(gpt().cfg, world_size=0), ValueError, "world_size"),
+    ("prune a non-GPT", lambda t: _efficiency().prune_finetune(torch.nn.Linear(2, 2), None, 0.5), TypeError, "GPT"),
+]
+
+
+def _efficiency():
+    from genai_lib.recipes import efficiency
+
+    return efficiency
+
+
 ROWS = (
     CHECKPOINT_ROWS
     + TRAIN_ROWS
@@ -1823,6 +1893,7 @@ ROWS = (
     + DIFFUSION_ROWS
     + I2I_ROWS
     + STYLEGAN_ROWS
+    + COMPRESS_ROWS
 )
 
 
