@@ -219,8 +219,9 @@ def kernel_shap(
     Coalition sizes s in 1..n-1 are drawn with probability proportional to the Shapley kernel's
     total weight at that size, (n - 1) / (s (n - s)), then a uniform subset of that size, each
     with its complement (paired sampling halves the variance); the least-squares fit then weighs
-    every draw equally. The constraint sum phi = v(all) - v(none) is imposed exactly by
-    eliminating the last player.
+    every draw equally. With ``n_samples >= 2^n - 2`` every coalition is listed once with its kernel
+    weight (n - 1) / (C(n, s) s (n - s)) instead, and the fit returns the exact Shapley values.
+    The constraint sum phi = v(all) - v(none) is imposed exactly by eliminating the last player.
     """
     _check_value_fn(value, n_players)
     check_positive("n_samples", n_samples)
@@ -229,20 +230,27 @@ def kernel_shap(
     if n < 2:
         raise ValueError(f"n_players must be >= 2 for KernelSHAP (one player gets v(all) - v(none)), got {n}")
     check_size("kernel_shap", n_samples * n, bytes_each=1, unit="mask entries")
-    sizes = torch.arange(1, n)
-    p_size = (n - 1) / (sizes * (n - sizes)).double()
-    half = (n_samples + 1) // 2
-    s = sizes[torch.multinomial(p_size / p_size.sum(), half, replacement=True, generator=generator)]
-    order = torch.rand(half, n, generator=generator).argsort(1)  # a random permutation per draw
-    masks = order < s.view(-1, 1)  # the first s players of the permutation are present
-    masks = torch.cat([masks, ~masks])[:n_samples]  # each coalition with its complement
+    if n_samples >= 2**n - 2:  # enough draws to list every coalition: enumerate, with the kernel weights
+        masks = (torch.arange(1, 2**n - 1).view(-1, 1) >> torch.arange(n)) & 1 == 1
+        s = masks.sum(1)
+        weight = (n - 1) / (torch.tensor([math.comb(n, k) for k in s.tolist()]) * s * (n - s)).double()
+    else:
+        sizes = torch.arange(1, n)
+        p_size = (n - 1) / (sizes * (n - sizes)).double()
+        half = (n_samples + 1) // 2
+        s = sizes[torch.multinomial(p_size / p_size.sum(), half, replacement=True, generator=generator)]
+        order = torch.rand(half, n, generator=generator).argsort(1)  # a random permutation per draw
+        masks = order < s.view(-1, 1)  # the first s players of the permutation are present
+        masks = torch.cat([masks, ~masks])[:n_samples]  # each coalition with its complement
+        weight = torch.ones(len(masks), dtype=torch.float64)  # drawn in proportion to the kernel already
     ends = _evaluate(value, torch.stack([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]), chunk)
     v0, total = ends[0], ends[1] - ends[0]
     y = _evaluate(value, masks, chunk) - v0  # (M,)
     z = masks.double()
     # phi_n = total - sum_{i<n} phi_i: y - z_n * total = sum_{i<n} (z_i - z_n) phi_i
-    a = z[:, :-1] - z[:, -1:]
-    b = y - z[:, -1] * total
+    root = weight.sqrt().view(-1, 1)  # weighted least squares as plain least squares on scaled rows
+    a = (z[:, :-1] - z[:, -1:]) * root
+    b = (y - z[:, -1] * total) * root.view(-1)
     head = torch.linalg.lstsq(a, b.view(-1, 1)).solution.squeeze(1)
     return torch.cat([head, (total - head.sum()).view(1)])
 

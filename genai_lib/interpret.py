@@ -84,7 +84,9 @@ def mutual_info_matrix(z: torch.Tensor, factors: torch.Tensor, *, bins: int = 20
     z = check_tensor("z", z, floating=True, finite=True)
     factors = check_tensor("factors", factors, floating=False)
     if z.dim() != 2 or factors.dim() != 2 or z.shape[0] != factors.shape[0]:
-        raise ValueError(f"z (N, Z) and factors (N, K) need the same N, got {tuple(z.shape)} and {tuple(factors.shape)}")
+        raise ValueError(
+            f"z (N, Z) and factors (N, K) need the same N, got {tuple(z.shape)} and {tuple(factors.shape)}"
+        )
     check_positive("bins", bins)
     zb = _bin(z.detach().double().cpu(), bins)
     f = factors.cpu()
@@ -103,9 +105,13 @@ def mig(z: torch.Tensor, factors: torch.Tensor, *, bins: int = 20) -> tuple[floa
     mi = mutual_info_matrix(z, factors, bins=bins)  # (Z, K)
     if mi.shape[0] < 2:
         raise ValueError(f"z needs at least 2 latent coordinates for a gap, got {mi.shape[0]}")
-    ent = torch.tensor([float(_entropy(torch.bincount(_codes(factors[:, k].cpu())).double())) for k in range(mi.shape[1])])
+    ent = torch.tensor(
+        [float(_entropy(torch.bincount(_codes(factors[:, k].cpu())).double())) for k in range(mi.shape[1])]
+    )
     if bool((ent <= 0).any()):
-        raise ValueError(f"every factor must take at least two values; constant columns: {(ent <= 0).nonzero().view(-1).tolist()}")
+        raise ValueError(
+            f"every factor must take at least two values; constant columns: {(ent <= 0).nonzero().view(-1).tolist()}"
+        )
     top = mi.topk(2, dim=0).values  # (2, K)
     gaps = (top[0] - top[1]) / ent.double()
     return float(gaps.mean()), gaps
