@@ -33,12 +33,14 @@ import torch
 
 from genai_lib._checks import check_positive, check_tensor
 from genai_lib.models.gpt import GPT
+from genai_lib.utils import eval_mode
 
 __all__ = [
     "discrete_mutual_info",
     "mutual_info_matrix",
     "mig",
     "latent_directions",
+    "residual_stream",
     "logit_lens",
     "linear_probe",
     "induction_scores",
@@ -143,26 +145,39 @@ def latent_directions(
     return (a / a.norm(dim=1, keepdim=True)).to(z.dtype), ratio.to(z.dtype)
 
 
-@torch.no_grad()
-def logit_lens(model: GPT, idx: torch.Tensor) -> torch.Tensor:
-    """Next-token log-probabilities read from the residual stream after each block: (L + 1, B, T, V).
-
-    Row 0 is the embeddings alone, row L the model's own output (equal to ``model(idx)``'s
-    log-softmax). Each row is ``log_softmax(lm_head(ln_f(h_l)))``. The model runs in eval mode.
-    """
+def _check_gpt(model: Any, idx: Any) -> torch.Tensor:
     if not isinstance(model, GPT):
         raise TypeError(f"model must be a genai_lib GPT, got {type(model).__name__}")
     idx = model._check_idx(idx)
     if idx.shape[1] > model.cfg.block_size:
         raise ValueError(f"sequence length {idx.shape[1]} exceeds block_size={model.cfg.block_size}")
-    was = model.training
-    model.eval()
-    x, rope = model._embed(idx)
-    states = [x]
-    for block in model.blocks:
-        x = block(x, None, 0, rope)
-        states.append(x)
-    model.train(was)
+    return idx
+
+
+@torch.no_grad()
+def residual_stream(model: GPT, idx: torch.Tensor) -> torch.Tensor:
+    """The residual stream of a GPT: the embeddings, then the state after each block, (L + 1, B, T, C).
+
+    The model runs in eval mode (no dropout); its train/eval mode is restored afterwards.
+    """
+    idx = _check_gpt(model, idx)
+    with eval_mode(model):
+        x, rope = model._embed(idx)
+        states = [x]
+        for block in model.blocks:
+            x = block(x, None, 0, rope)
+            states.append(x)
+    return torch.stack(states)
+
+
+@torch.no_grad()
+def logit_lens(model: GPT, idx: torch.Tensor) -> torch.Tensor:
+    """Next-token log-probabilities read from the residual stream after each block: (L + 1, B, T, V).
+
+    Row 0 is the embeddings alone, row L the model's own output (equal to ``model(idx)``'s
+    log-softmax). Each row is ``log_softmax(lm_head(ln_f(h_l)))``.
+    """
+    states = residual_stream(model, idx)
     return torch.stack([model.lm_head(model.ln_f(h)).float().log_softmax(-1) for h in states])
 
 
