@@ -1927,6 +1927,8 @@ INTERPRET_ROWS = [
         "same N",
     ),
     ("shapes vae beta 0", lambda t: _shapes_recipe().train_shapes_vae(0.0, fast=True), ValueError, "beta must be > 0"),
+    ("copy stream periods", lambda t: _shapes_recipe().copy_stream(10, 5, (4, 2)), ValueError, "low <= high"),
+    ("copy stream vocab 0", lambda t: _shapes_recipe().copy_stream(10, 0, (2, 4)), ValueError, "vocab must be > 0"),
     ("shapes mig not a VAE", lambda t: _shapes_recipe().shapes_mig(torch.nn.Linear(2, 2)), TypeError, "must be a VAE"),
 ]
 

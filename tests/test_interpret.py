@@ -299,3 +299,17 @@ def test_shapes_vae_recipe_trains_then_loads_and_scores(monkeypatch, tmp_path):
         torch.testing.assert_close(a, b)
     score, gaps = shapes_mig(model)
     assert 0 <= score <= 1 and gaps.shape == (5,)
+
+
+def test_copy_stream_repeats_every_segment():
+    from genai_lib.recipes.interpret import copy_stream
+
+    s = copy_stream(200, 50, (3, 5), generator=torch.Generator().manual_seed(0))
+    assert s.shape == (200,) and int(s.max()) < 50
+    pos, seen = 0, 0
+    while pos + 10 <= 200:  # walk the segments: each is followed by itself
+        p = next(p for p in (3, 4, 5) if torch.equal(s[pos : pos + p], s[pos + p : pos + 2 * p]))
+        pos, seen = pos + 2 * p, seen + 1
+    assert seen >= 15
+    again = copy_stream(200, 50, (3, 5), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(s, again)

@@ -6,6 +6,10 @@ of ``genai_lib.shapes.load_shapes()`` (4,608 binary 28x28 images, 5 known factor
 seed 0; one model per ``beta`` of ``SHAPES_BETAS`` (beta-VAE, Higgins et al. 2017), cached as
 ``ch17_shapes_vae_b<beta>``. :func:`shapes_mig` scores a model's posterior means with the
 mutual-information gap. Fast mode (``GENAI_FAST=1``): ``fast_epochs`` passes and two betas.
+
+``COPY_GPT``: a two-layer GPT trained on a stream where copying pays (:func:`copy_stream`: random
+segments of 8-16 tokens, each followed by itself), the model chapter 17 runs its induction-head
+test on beside chapter 7's English GPT; cached as ``ch17_copy_gpt``.
 """
 
 from __future__ import annotations
@@ -15,17 +19,29 @@ from typing import Any
 
 import torch
 
-from genai_lib._checks import check_finite_number
+from genai_lib._checks import check_finite_number, check_generator, check_positive
 from genai_lib.data import make_loader
 from genai_lib.history import History
 from genai_lib.interpret import mig
+from genai_lib.models.gpt import GPT, GPTConfig
 from genai_lib.models.vae import VAE, VAEConfig
+from genai_lib.recipes.language import train_gpt
 from genai_lib.shapes import ShapesSpec, load_shapes
 from genai_lib.train import cosine_schedule, fit
 from genai_lib.train_cache import load_or_train
 from genai_lib.utils import eval_mode, fast_mode
 
-__all__ = ["ShapesVAERecipe", "SHAPES_VAE", "SHAPES_BETAS", "shapes_betas", "train_shapes_vae", "shapes_mig"]
+__all__ = [
+    "ShapesVAERecipe",
+    "SHAPES_VAE",
+    "SHAPES_BETAS",
+    "shapes_betas",
+    "train_shapes_vae",
+    "shapes_mig",
+    "COPY_GPT",
+    "copy_stream",
+    "train_copy_gpt",
+]
 
 
 @dataclass(frozen=True)
@@ -99,3 +115,57 @@ def shapes_mig(model: VAE, *, bins: int = 20) -> tuple[float, torch.Tensor]:
         device = next(model.parameters()).device
         mu = torch.cat([model.encode(b.to(device))[0].cpu() for b in x.split(1024)])
     return mig(mu, labels, bins=bins)
+
+
+# --------------------------------------------------------------------------- a GPT where copying pays
+
+COPY_GPT = {
+    "vocab": 64,  # token ids 0..63
+    "periods": (8, 16),  # segment lengths, drawn uniformly (varied, so no single offset copies)
+    "tokens": 1_000_000,  # length of the training stream
+    "config": {"block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 64, "pos": "learned"},
+    "steps": 1000,  # AdamW steps of 128 windows (fast mode: fast_steps)
+    "fast_steps": 60,
+    "batch_size": 128,
+    "lr": 3e-3,
+}
+
+
+def copy_stream(n_tokens: int, vocab: int, periods: tuple[int, int], *, generator: torch.Generator | None = None):
+    """A 1-D token stream (n_tokens,) of random segments, each of a random length in ``periods``
+    (inclusive) and followed by an exact copy of itself."""
+    check_positive("n_tokens", n_tokens)
+    check_positive("vocab", vocab)
+    check_generator("generator", generator)
+    lo, hi = periods
+    check_positive("periods[0]", lo)
+    if hi < lo:
+        raise ValueError(f"periods must be (low, high) with low <= high, got {periods!r}")
+    lengths = torch.randint(lo, hi + 1, (n_tokens // (2 * lo) + 1,), generator=generator)  # enough segments
+    tokens = torch.randint(0, vocab, (int(lengths.sum()),), generator=generator)
+    segments = tokens.split(lengths.tolist())
+    return torch.cat([t for seg in segments for t in (seg, seg)])[:n_tokens]
+
+
+def train_copy_gpt(*, fast: bool | None = None, device: Any = None, progress: bool = False) -> tuple[GPT, History]:
+    """Train (or load, ``ch17_copy_gpt``) the ``COPY_GPT`` model; returns ``(model in eval mode, history)``."""
+    fast = fast_mode() if fast is None else fast
+    r = COPY_GPT
+    ids = copy_stream(r["tokens"], r["vocab"], r["periods"], generator=torch.Generator().manual_seed(0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(r["vocab"], **r["config"])).to(device)
+        history = train_gpt(
+            model,
+            ids,
+            steps=r["fast_steps"] if fast else r["steps"],
+            batch_size=r["batch_size"],
+            lr=r["lr"],
+            min_lr=r["lr"] / 10,
+            warmup=50,
+            generator=torch.Generator().manual_seed(0),
+            name="ch17_copy_gpt",
+            key={"stream": "copy_stream", "periods": list(r["periods"]), "seed": 0},
+            progress=progress,
+        )
+    return model.eval(), history
