@@ -52,7 +52,7 @@ class ShapesVAERecipe:
     epochs: int  # passes over the 4,608 images
     lr: float  # peak Adam learning rate
     batch_size: int = 64  # images per step
-    fast_epochs: int = 3  # passes in fast mode
+    fast_epochs: int = 2  # passes in fast mode
 
 
 SHAPES_VAE = ShapesVAERecipe(VAEConfig(arch="mlp", z_dim=8, hidden=256, depth=2), epochs=60, lr=1e-3)
