@@ -33,11 +33,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PARTS = ("privacy", "ethics")
 KEYS = {
-    "privacy": (
-        "eps dp_tstr nodp_tstr mia_auc_overfit mia_auc_dp mia_tpr1_overfit canary_exposure_nodp "
-        "canary_exposure_dp fedavg_acc central_acc"
-    ).split(),
-    "ethics": "detect_auc detect_cross_auc wm_tpr1_200 wm_ppl_ratio".split(),
+    "privacy": [
+        "eps",
+        "dp_tstr",
+        "nodp_tstr",
+        "mia_auc_overfit",
+        "mia_auc_dp",
+        "mia_tpr1_overfit",
+        "canary_exposure_nodp",
+        "canary_exposure_dp",
+        "fedavg_acc",
+        "central_acc",
+    ],
+    "ethics": ["detect_auc", "detect_cross_auc", "wm_tpr1_200", "wm_ppl_ratio"],
 }
 
 

@@ -16,7 +16,18 @@ import numpy as np
 import pytest
 import torch
 
-from genai_lib import checkpoint, compress, distributed, plotting, train, train_cache, widgets
+from genai_lib import (
+    attribution,
+    checkpoint,
+    compress,
+    distributed,
+    interpret,
+    plotting,
+    shapes,
+    train,
+    train_cache,
+    widgets,
+)
 from genai_lib._checks import check_generator, check_positive, check_probability, check_tensor
 from genai_lib.data import TensorLoader, load_digits8, load_mnist, make_loader, mnist_loaders, toy_2d
 from genai_lib.history import History, TrainingDivergedError
@@ -1876,6 +1887,146 @@ def _efficiency():
     return efficiency
 
 
+# --------------------------------------------------------------------------- interpretability (chapter 17)
+
+
+def _lin(x):
+    return x.flatten(1) @ torch.ones(x[0].numel())
+
+
+def _logits(x):
+    return x.flatten(1)[:, :3]
+
+
+INTERPRET_ROWS = [
+    ("saliency 1-D x", lambda t: attribution.saliency(_lin, torch.zeros(4)), ValueError, "at least 2 dimensions"),
+    ("saliency NaN x", lambda t: attribution.saliency(_lin, torch.full((2, 3), NAN)), ValueError, "NaN"),
+    (
+        "saliency int x",
+        lambda t: attribution.saliency(_lin, torch.zeros(2, 3, dtype=torch.long)),
+        TypeError,
+        "floating",
+    ),
+    ("saliency no target", lambda t: attribution.saliency(_logits, torch.zeros(2, 4)), ValueError, "give the target"),
+    ("saliency target 3", lambda t: attribution.saliency(_logits, torch.zeros(2, 4), 3), ValueError, r"in \[0, 3\)"),
+    ("saliency target float", lambda t: attribution.saliency(_logits, torch.zeros(2, 4), 1.0), ValueError, "target"),
+    ("saliency target on (B,)", lambda t: attribution.saliency(_lin, torch.zeros(2, 4), 0), ValueError, "None"),
+    ("saliency f scalar", lambda t: attribution.saliency(lambda x: x.sum(), torch.zeros(2, 4)), ValueError, "f must"),
+    ("smoothgrad n 0", lambda t: attribution.smoothgrad(_lin, torch.zeros(2, 3), n=0), ValueError, "n must be > 0"),
+    ("smoothgrad sigma -1", lambda t: attribution.smoothgrad(_lin, torch.zeros(2, 3), sigma=-1.0), ValueError, "sigma"),
+    ("smoothgrad generator", lambda t: attribution.smoothgrad(_lin, torch.zeros(2, 3), generator=1), TypeError, "Gen"),
+    ("ig steps 0", lambda t: attribution.integrated_gradients(_lin, torch.zeros(2, 3), steps=0), ValueError, "steps"),
+    (
+        "ig baseline shape",
+        lambda t: attribution.integrated_gradients(_lin, torch.zeros(2, 3), baseline=torch.zeros(4)),
+        ValueError,
+        "baseline must broadcast",
+    ),
+    ("shapley 21 players", lambda t: attribution.exact_shapley(lambda m: m.sum(1), 21), ValueError, "<= 20"),
+    ("shapley value not callable", lambda t: attribution.exact_shapley(3, 3), TypeError, "value must be a function"),
+    ("shapley value shape", lambda t: attribution.exact_shapley(lambda m: m, 3), ValueError, "one number per"),
+    ("kernel shap 1 player", lambda t: attribution.kernel_shap(lambda m: m.sum(1), 1), ValueError, ">= 2"),
+    ("kernel shap samples 0", lambda t: attribution.kernel_shap(lambda m: m.sum(1), 3, n_samples=0), ValueError, "n_"),
+    ("patch players 2-D", lambda t: attribution.patch_players((4, 4), 2), ValueError, r"\(C, H, W\)"),
+    ("patch players grid 9", lambda t: attribution.patch_players((1, 4, 4), 9), ValueError, "at most the image side"),
+    (
+        "masked value batch",
+        lambda t: attribution.masked_value(_lin, torch.zeros(2, 1, 4, 4), attribution.patch_players((1, 4, 4), 2)),
+        ValueError,
+        "one example",
+    ),
+    (
+        "masked value float players",
+        lambda t: attribution.masked_value(_lin, torch.zeros(1, 1, 4, 4), torch.zeros(4, 1, 4, 4)),
+        TypeError,
+        "boolean",
+    ),
+    (
+        "mig 1 latent",
+        lambda t: interpret.mig(torch.randn(8, 1), torch.arange(8).view(8, 1) % 2),
+        ValueError,
+        "at least 2",
+    ),
+    ("mig N mismatch", lambda t: interpret.mig(torch.randn(8, 2), torch.zeros(7, 1).long()), ValueError, "same N"),
+    ("mig float factors", lambda t: interpret.mig(torch.randn(8, 2), torch.zeros(8, 1)), TypeError, "integer"),
+    ("mig constant factor", lambda t: interpret.mig(torch.randn(8, 2), torch.zeros(8, 1).long()), ValueError, "two v"),
+    ("mig bins 0", lambda t: interpret.mig(torch.randn(8, 2), torch.zeros(8, 1).long(), bins=0), ValueError, "bins"),
+    ("mig NaN z", lambda t: interpret.mig(torch.full((8, 2), NAN), torch.zeros(8, 1).long()), ValueError, "NaN"),
+    (
+        "mutual info lengths",
+        lambda t: interpret.discrete_mutual_info(torch.arange(3), torch.arange(4)),
+        ValueError,
+        "same length",
+    ),
+    (
+        "directions k too big",
+        lambda t: interpret.latent_directions(lambda z: z, torch.randn(10, 3), k=4),
+        ValueError,
+        "at most min",
+    ),
+    ("directions 1-D z", lambda t: interpret.latent_directions(lambda z: z, torch.randn(10)), ValueError, r"\(N, Z\)"),
+    (
+        "logit lens not a GPT",
+        lambda t: interpret.logit_lens(torch.nn.Linear(2, 2), torch.zeros(1, 2)),
+        TypeError,
+        "GPT",
+    ),
+    ("logit lens too long", lambda t: interpret.logit_lens(_tiny_gpt(), torch.zeros(1, 9).long()), ValueError, "block"),
+    ("probe ridge 0", lambda t: interpret.linear_probe(_probe(), _probe(), ridge=0.0), ValueError, "ridge must be > 0"),
+    ("probe widths", lambda t: interpret.linear_probe(_probe(), _probe(d=3)), ValueError, "width"),
+    (
+        "probe label shape",
+        lambda t: interpret.linear_probe((torch.zeros(4, 2), torch.zeros(3).long()), _probe()),
+        ValueError,
+        "labels",
+    ),
+    ("repeated low", lambda t: interpret.repeated_tokens(2, 3, 10, low=10), ValueError, "low must be in"),
+    ("repeated period 0", lambda t: interpret.repeated_tokens(2, 0, 10), ValueError, "period must be > 0"),
+    ("induction maps empty", lambda t: interpret.induction_scores([], 2), TypeError, "non-empty list"),
+    ("induction maps 3-D", lambda t: interpret.induction_scores([torch.zeros(1, 4, 4)], 2), ValueError, "nh, T, T"),
+    (
+        "induction period too long",
+        lambda t: interpret.induction_scores([torch.zeros(1, 1, 4, 4)], 4),
+        ValueError,
+        "shorter",
+    ),
+    ("shapes size 8", lambda t: shapes.ShapesSpec(size=8), ValueError, "at least 16"),
+    ("shapes n_x 0", lambda t: shapes.ShapesSpec(n_x=0), ValueError, "n_x must be > 0"),
+    ("shapes n_scale float", lambda t: shapes.ShapesSpec(n_scale=2.5), TypeError, "n_scale must be an int"),
+    ("shapes spec type", lambda t: shapes.load_shapes({"size": 28}), TypeError, "ShapesSpec"),
+    (
+        "render shape id 3",
+        lambda t: shapes.render_shapes(*([torch.tensor([3.0])] + [torch.zeros(1)] * 4)),
+        ValueError,
+        "shape must",
+    ),
+    (
+        "render lengths",
+        lambda t: shapes.render_shapes(*([torch.zeros(2)] + [torch.zeros(1)] * 4)),
+        ValueError,
+        "same N",
+    ),
+    ("shapes vae beta 0", lambda t: _shapes_recipe().train_shapes_vae(0.0, fast=True), ValueError, "beta must be > 0"),
+    ("copy stream periods", lambda t: _shapes_recipe().copy_stream(10, 5, (4, 2)), ValueError, "low <= high"),
+    ("copy stream vocab 0", lambda t: _shapes_recipe().copy_stream(10, 0, (2, 4)), ValueError, "vocab must be > 0"),
+    ("shapes mig not a VAE", lambda t: _shapes_recipe().shapes_mig(torch.nn.Linear(2, 2)), TypeError, "must be a VAE"),
+]
+
+
+def _tiny_gpt():
+    return GPT(GPTConfig(vocab_size=5, block_size=8, n_layer=1, n_head=1, n_embd=8))
+
+
+def _probe(d=2):
+    return torch.randn(6, d), torch.arange(6) % 2
+
+
+def _shapes_recipe():
+    from genai_lib.recipes import interpret as r
+
+    return r
+
+
 ROWS = (
     CHECKPOINT_ROWS
     + TRAIN_ROWS
@@ -1894,6 +2045,7 @@ ROWS = (
     + I2I_ROWS
     + STYLEGAN_ROWS
     + COMPRESS_ROWS
+    + INTERPRET_ROWS
 )
 
 

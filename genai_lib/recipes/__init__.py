@@ -12,7 +12,8 @@ a benchmark prints come from the same settings. One module per chapter family:
   super-resolution and inpainting, the UCI-digits classifier and their evaluations;
 - :mod:`genai_lib.recipes.stylegan`: chapter 5's StyleGAN and its measurements (FID beside the
   DCGAN, style mixing, truncation, path length, noise);
-- :mod:`genai_lib.recipes.language`: GPT and LSTM training on token streams (chapters 7-8).
+- :mod:`genai_lib.recipes.language`: GPT and LSTM training on token streams (chapters 7-8);
+- :mod:`genai_lib.recipes.interpret`: chapter 17's beta-VAEs on the shapes and their MIG.
 
 Every recipe function seeds its own weights inside ``torch.random.fork_rng``, so its result does
 not depend on (and does not change) the caller's global RNG, and takes ``fast`` (default:
