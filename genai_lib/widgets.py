@@ -27,7 +27,16 @@ import torch
 
 from genai_lib._checks import check_positive, check_size
 
-__all__ = ["decode_point", "to_png", "latent_slider", "frame_slider", "text_sampler", "SAMPLING_GRID", "widget_mode"]
+__all__ = [
+    "decode_point",
+    "to_png",
+    "img_html",
+    "latent_slider",
+    "frame_slider",
+    "text_sampler",
+    "SAMPLING_GRID",
+    "widget_mode",
+]
 
 
 def widget_mode(mode: str = "auto") -> str:
@@ -113,6 +122,18 @@ def to_png(image: np.ndarray, scale: int = 4) -> bytes:
     return buf.getvalue()
 
 
+def img_html(png: bytes, px: int, alt: str) -> str:
+    """An ``<img>`` of PNG bytes (a data URI), ``px`` wide and high, with alt text.
+
+    Widgets show frames this way rather than as ``ipywidgets.Image``, which has no alt text (and
+    whose ``tooltip`` breaks its view in ipywidgets 8.1: Image has no ``description``).
+    """
+    import base64
+
+    uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return f'<img src="{uri}" alt="{html.escape(alt)}" width="{px}" height="{px}">'
+
+
 def _linked_stacks(
     sliders: Sequence[Any],
     frame: Callable[[tuple[int, ...]], bytes],
@@ -122,14 +143,12 @@ def _linked_stacks(
     alt: Callable[[tuple[int, ...]], str],
 ):
     """Nested Stacks: level d is indexed by slider d; every Stack at level d is jslinked to it.
-    Each frame's ``alt(index)`` becomes its tooltip (the image's title: what a screen reader says)."""
+    Each frame is an ``<img>`` with ``alt(index)`` as its alt text (:func:`img_html`)."""
 
     def build(prefix: tuple[int, ...]):
         depth = len(prefix)
         if depth == len(sizes):
-            return widgets.Image(
-                value=frame(prefix), format="png", width=scale_px, height=scale_px, tooltip=alt(prefix)
-            )
+            return widgets.HTML(img_html(frame(prefix), scale_px, alt(prefix)))
         stack = widgets.Stack([build((*prefix, i)) for i in range(sizes[depth])], selected_index=sliders[depth].index)
         widgets.jslink((sliders[depth], "index"), (stack, "selected_index"))
         return stack
@@ -203,11 +222,15 @@ def latent_slider(
             widgets.FloatSlider(value=m, min=lo, max=hi, step=(hi - lo) / (4 * (steps - 1)), description=n)
             for n, m, (lo, hi) in zip(names, mid, ranges, strict=True)
         ]
-        view = widgets.Image(value=to_png(first, scale), format="png", width=px, height=px, tooltip=alt)
+
+        def shown(values: list[float]) -> str:
+            text = f"{alt} at " + ", ".join(f"{n} = {v:.3g}" for n, v in zip(names, values, strict=True))
+            return img_html(to_png(decode_point(decode_fn, values + rest), scale), px, text)
+
+        view = widgets.HTML(shown(mid))
 
         def redraw(_change=None) -> None:
-            view.value = to_png(decode_point(decode_fn, [s.value for s in sliders] + rest), scale)
-            view.tooltip = f"{alt} at " + ", ".join(f"{n} = {s.value:.3g}" for n, s in zip(names, sliders, strict=True))
+            view.value = shown([s.value for s in sliders])
 
         for s in sliders:
             s.observe(redraw, names="value")
