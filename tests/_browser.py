@@ -39,10 +39,10 @@ CHROMIUM_FLAGS = [
     "--autoplay-policy=no-user-gesture-required",  # lets the audio check call play()
 ]
 
-# The one console error every page of the book logs, with the reason it stays: sphinx-thebe
-# 0.3.1 inserts its loader script twice (once from its extension, once from the theme's launch
-# button), so the second copy redeclares a top-level `let`. Harmless: thebe is never started
-# (the book has no live kernel), and the first declaration is the one used.
+# The one console error every page of the book logs, with the reason it stays: Jupyter Book 1.0.4
+# adds sphinx-thebe 0.3.1's inline config script to every page twice (sphinx-togglebutton's too),
+# so the second copy redeclares the top-level `const THEBE_JS_URL`. Harmless: the first copy is
+# the one used, and thebe only starts when a reader presses the live-code button.
 ALLOWED_PAGE_ERRORS = {"Identifier 'THEBE_JS_URL' has already been declared"}
 
 # CDN address prefix -> folder of the local npm install that answers it.
