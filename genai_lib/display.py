@@ -14,15 +14,20 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from typing import Any
 
 __all__ = ["describe", "figure_html", "with_alt", "install_figure_alt_text", "ALT_ATTR"]
 
 ALT_ATTR = "_genai_alt"  # the attribute of a Figure that holds its alt text
+MAX_PANELS = 8  # panels described one by one; a larger grid is summarised
 
 
 def _clean(text: str) -> str:
-    return " ".join(text.replace("$", "").split())
+    """Plain words: no $, no TeX backslashes or braces (``\\bar\\alpha_{t}`` -> ``bar alpha_t``)."""
+    text = re.sub(r"\\([a-zA-Z]+)", r" \1 ", text.replace("$", ""))
+    text = re.sub(r"\s+([_^])", r"\1", text.replace("{", "").replace("}", "").replace("\\", " "))
+    return " ".join(text.split())
 
 
 def _panel(ax: Any) -> str:
@@ -58,7 +63,9 @@ def describe(fig: Any) -> str:
         return ""
     head = _clean(sup)
     if len(panels) > 1:
-        body = f"{len(panels)} panels: " + "; ".join(panels)
+        shown = list(dict.fromkeys(panels))  # a repeated description once
+        more = f"; and {len(shown) - MAX_PANELS} more" if len(shown) > MAX_PANELS else ""
+        body = f"{len(panels)} panels: " + "; ".join(shown[:MAX_PANELS]) + more
     else:
         body = panels[0] if panels else ""
     return ". ".join(p for p in (head, body) if p)

@@ -38,8 +38,19 @@ AXE_SAMPLE = [
     "chapters/07_language_models/07_language_models.html",
     "chapters/appendix/glossary.html",
 ]
-# axe-core rules that may report serious/critical findings, each with why it stays.
-AXE_ALLOWED: dict[str, str] = {}
+# axe-core findings (serious or critical) that stay, by (rule, where), each with why. "theme" is
+# the page chrome of sphinx-book-theme 1.3 / pydata-sphinx-theme 0.17 (header, sidebars), which
+# the course does not template; "content" is the book's own pages.
+THEME_CHROME = ".bd-header, .bd-sidebar-primary, .bd-sidebar-secondary, .bd-header-article, .navbar-item"
+AXE_ALLOWED: dict[tuple[str, str], str] = {
+    ("label-content-name-mismatch", "theme"): "the theme's search button shows 'Search Ctrl+K' but is "
+    "named 'Search' (aria-label); the name still says what it does",
+    ("summary-name", "theme"): "the theme's sidebar expands a part with an icon-only <summary> (the "
+    "link beside it names the part)",
+    ("aria-input-field-name", "content"): "ipywidgets 8.1's slider handle (noUiSlider, role=slider) "
+    "has no accessible name; the visible description beside it is not tied to it, and the "
+    "widget library's markup cannot be changed from a notebook",
+}
 # Alt text that says nothing about the picture: a file name, or a default with no subject.
 _VACUOUS_ALT = re.compile(r"(^$|\.(png|jpe?g|svg|gif)$|_images/|^a figure$|^an animation of \d+ frames)", re.I)
 
@@ -55,7 +66,7 @@ def book_html(tmp_path_factory) -> Path:
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     cfg["execute"]["execute_notebooks"] = "force"
     config = out / "_config.yml"
-    config.write_text(yaml.safe_dump(cfg))
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     env = {**os.environ, "GENAI_FAST": "1", "GENAI_BOOK": "1", "PYTHONPATH": str(ROOT)}
     cmd = [str(BIN / "jupyter-book"), "build", str(ROOT), "--path-output", str(out), "--config", str(config)]
     start = time.monotonic()
@@ -101,6 +112,21 @@ _PAGE_JS = """async () => {
     audio: main.querySelectorAll("audio").length,
     animations: main.querySelectorAll(".genai-animation").length,
   };
+}"""
+
+_AXE_JS = """async (chrome) => {
+  const found = (await axe.run(document)).violations.filter((v) => ["serious", "critical"].includes(v.impact));
+  const out = [];
+  for (const v of found) {
+    for (const where of ["theme", "content"]) {
+      const nodes = v.nodes.filter((n) => {
+        const el = document.querySelector(n.target[0]);
+        return (el && el.closest(chrome) ? "theme" : "content") === where;
+      });
+      if (nodes.length) { out.push([v.id, where, v.impact, v.help, nodes.length, nodes[0].target]); }
+    }
+  }
+  return out;
 }"""
 
 _SHOWN_JS = """(el) => {
@@ -190,15 +216,11 @@ def visits(book_html, tmp_path_factory) -> dict[str, dict]:
             info["media_failures"] = _media(page)
             if rel in AXE_SAMPLE:
                 page.add_script_tag(content=axe)
-                found = page.evaluate("async () => (await axe.run(document)).violations")
-                info["axe"] = [
-                    (v["id"], v["impact"], v["help"], len(v["nodes"]), v["nodes"][0]["target"])
-                    for v in found
-                    if v["impact"] in ("serious", "critical")
-                ]
+                info["axe"] = page.evaluate(_AXE_JS, THEME_CHROME)
             info["errors"] = errors
             record[rel] = info
             page.close()
+            print(f"  {rel}: {len(info['images'])} images, {info['handles']} sliders, {len(errors)} errors", flush=True)
     record["__unserved__"] = {"urls": sorted(set(unserved))}
     return record
 
@@ -269,10 +291,12 @@ def test_animations_and_audio_play(visits):
 
 
 def test_axe_finds_no_serious_violation(visits):
-    found = {k: [v for v in visits[k].get("axe", []) if v[0] not in AXE_ALLOWED] for k in AXE_SAMPLE if k in visits}
-    assert len(found) == len(AXE_SAMPLE), "an axe sample page is missing from the book"
-    found = {k: v for k, v in found.items() if v}
-    assert not found, json.dumps(found, indent=1)[:6000]
+    assert all("axe" in visits.get(k, {}) for k in AXE_SAMPLE), "an axe sample page is missing from the book"
+    found = {k: [v for v in visits[k]["axe"] if (v[0], v[1]) not in AXE_ALLOWED] for k in AXE_SAMPLE}
+    found = {
+        k: [f"{r[0]} in {r[1]} ({r[2]}, {r[4]} nodes: {r[3]}; first {r[5]})" for r in v] for k, v in found.items() if v
+    }
+    assert not found, json.dumps(found, indent=1)[:8000]
 
 
 class _Links(html.parser.HTMLParser):
