@@ -110,6 +110,8 @@ _PAGE_JS = """async () => {
     handles: document.querySelectorAll(".noUi-handle").length,
     selects: main.querySelectorAll(".jupyter-widgets select").length,
     audio: main.querySelectorAll("audio").length,
+    code: [...main.querySelectorAll("div.cell_input pre")].map((p) => [
+      p.innerText.split("\\n").reduce((a, l) => Math.max(a, l.length), 0), p.scrollWidth > p.clientWidth + 1]),
     animations: main.querySelectorAll(".genai-animation").length,
   };
 }"""
@@ -268,6 +270,15 @@ def test_math_is_typeset(visits):
         if hits:
             raw[rel] = hits[:5]
     assert not raw, f"raw math delimiters left in the text: {raw}"
+
+
+def test_code_cells_fit_the_column(visits):
+    """A code cell whose lines are at most 88 characters (ruff's limit for notebooks) does not
+    scroll sideways at a 1280-pixel-wide window (chapters/_static/course.css sets its font)."""
+    cells = [(k, c) for k, v in _page_items(visits) for c in v["code"]]
+    assert len(cells) > 200
+    scrolled = [(k, width) for k, (width, scrolls) in cells if width <= 88 and scrolls]
+    assert not scrolled, f"code cells of at most 88 characters that scroll sideways: {scrolled[:20]}"
 
 
 def test_every_widget_renders_and_responds(visits):

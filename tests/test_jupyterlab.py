@@ -103,17 +103,27 @@ def _open(lab, notebook: str):
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_function(
         """() => { const s = document.querySelector(".jp-Notebook-ExecutionIndicator");
-                   return s && s.getAttribute("data-status") === "idle"; }""",
-        timeout=120_000,
-    )
+                   const bar = document.querySelector("#jp-main-statusbar");
+                   return s && s.getAttribute("data-status") === "idle" && bar && /\\| Idle/.test(bar.innerText); }""",
+        timeout=180_000,
+    )  # the kernel has connected (the toolbar says idle even before it has)
     page.wait_for_timeout(1500)  # let the markdown renderers finish
     return page
 
 
-def _run_all(page, shots: Path, timeout_s: int = 90) -> None:
+def _run_all(page, shots: Path, timeout_s: int = 240) -> None:
     """Run > Run All Cells, then wait for every code cell to have run and the kernel to be idle."""
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    started = """() => [...document.querySelectorAll(".jp-CodeCell .jp-InputPrompt")]
+                         .some((p) => /\\[(\\*|\\d+)\\]/.test(p.innerText))"""
+    for attempt in range(2):  # a Run All sent while the kernel still settles can be dropped
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function(started, timeout=30_000, polling=500)
+            break
+        except Exception:
+            if attempt:
+                raise
     done = """() => {
       const prompts = [...document.querySelectorAll(".jp-CodeCell .jp-InputPrompt")].map((p) => p.innerText);
       const s = document.querySelector(".jp-Notebook-ExecutionIndicator");
