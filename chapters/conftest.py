@@ -1,4 +1,4 @@
-"""nbval runs the chapter notebooks in fast mode (tiny data), with a private cache folder."""
+"""nbval runs the chapter notebooks in fast mode (tiny data), with a private cache."""
 
 import os
 import tempfile

@@ -13,8 +13,19 @@ import numpy as np
 import torch
 
 from genai_lib._checks import check_positive, check_size
+from genai_lib.display import describe, figure_html, with_alt
 
-__all__ = ["image_grid", "grid_array", "latent_map", "training_curves", "density_2d", "scatter_2d", "animate"]
+__all__ = [
+    "with_alt",
+    "describe",
+    "figure_html",
+    "grid_array",
+    "latent_map",
+    "training_curves",
+    "density_2d",
+    "scatter_2d",
+    "animate",
+]
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -57,10 +68,20 @@ def grid_array(images: Any, nrow: int | None = None, pad: int = 1) -> np.ndarray
     return out[0] if c == 1 else out.transpose(1, 2, 0)
 
 
-def image_grid(images: Any, nrow: int | None = None, *, title: str | None = None, size: float = 4.0, ax=None):
-    """A grid of images (e.g. samples) in one axes."""
+def image_grid(
+    images: Any,
+    nrow: int | None = None,
+    *,
+    title: str | None = None,
+    size: float = 4.0,
+    ax=None,
+    alt: str | None = None,
+):
+    """A grid of images (e.g. samples) in one axes; ``alt`` says what they show (by default the
+    title and how many images there are)."""
     own = ax is None
     arr = grid_array(images, nrow)
+    count = len(images)
     if ax is None:
         fig, ax = plt.subplots(figsize=(size, size * arr.shape[0] / arr.shape[1]))
     else:
@@ -69,6 +90,8 @@ def image_grid(images: Any, nrow: int | None = None, *, title: str | None = None
     ax.set_axis_off()
     if title:
         ax.set_title(title)
+    if own:
+        with_alt(fig, alt or f"{title + ': ' if title else ''}a grid of {count} images")
     return _detached(fig, own)
 
 

@@ -235,17 +235,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
 
 def setup_notebook(seed: int = 0, *, quiet: bool = False) -> tuple[bool, torch.Generator, torch.device]:
     """What the first code cell of every chapter does: seed everything, pick the device, make
-    each figure show once (as its cell's result), and say so. Returns ``(FAST, generator, device)``.
+    each figure show once (as its cell's result, an image with alt text), and say so. Returns
+    ``(FAST, generator, device)``.
 
     ``FAST`` is :func:`fast_mode`; the generator comes from :func:`seed_everything`.
     """
     import matplotlib.pyplot as plt
+
+    from genai_lib.display import install_figure_alt_text
 
     fast = fast_mode()
     gen = seed_everything(seed)
     device = get_device()
     plt.close(plt.figure())  # start the inline backend now, then turn off automatic drawing:
     plt.ioff()  # each figure is shown once, as the result of its cell
+    install_figure_alt_text()  # ... as an <img> with alt text (genai_lib.display)
     if not quiet:
         from genai_lib import __version__
 

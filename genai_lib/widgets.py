@@ -27,7 +27,16 @@ import torch
 
 from genai_lib._checks import check_positive, check_size
 
-__all__ = ["decode_point", "to_png", "latent_slider", "frame_slider", "text_sampler", "SAMPLING_GRID", "widget_mode"]
+__all__ = [
+    "decode_point",
+    "to_png",
+    "img_html",
+    "latent_slider",
+    "frame_slider",
+    "text_sampler",
+    "SAMPLING_GRID",
+    "widget_mode",
+]
 
 
 def widget_mode(mode: str = "auto") -> str:
@@ -113,15 +122,33 @@ def to_png(image: np.ndarray, scale: int = 4) -> bytes:
     return buf.getvalue()
 
 
+def img_html(png: bytes, px: int, alt: str) -> str:
+    """An ``<img>`` of PNG bytes (a data URI), ``px`` wide and high, with alt text.
+
+    Widgets show frames this way rather than as ``ipywidgets.Image``, which has no alt text (and
+    whose ``tooltip`` breaks its view in ipywidgets 8.1: Image has no ``description``).
+    """
+    import base64
+
+    uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return f'<img src="{uri}" alt="{html.escape(alt)}" width="{px}" height="{px}">'
+
+
 def _linked_stacks(
-    sliders: Sequence[Any], frame: Callable[[tuple[int, ...]], bytes], sizes: Sequence[int], widgets, scale_px: int
+    sliders: Sequence[Any],
+    frame: Callable[[tuple[int, ...]], bytes],
+    sizes: Sequence[int],
+    widgets,
+    scale_px: int,
+    alt: Callable[[tuple[int, ...]], str],
 ):
-    """Nested Stacks: level d is indexed by slider d; every Stack at level d is jslinked to it."""
+    """Nested Stacks: level d is indexed by slider d; every Stack at level d is jslinked to it.
+    Each frame is an ``<img>`` with ``alt(index)`` as its alt text (:func:`img_html`)."""
 
     def build(prefix: tuple[int, ...]):
         depth = len(prefix)
         if depth == len(sizes):
-            return widgets.Image(value=frame(prefix), format="png", width=scale_px, height=scale_px)
+            return widgets.HTML(img_html(frame(prefix), scale_px, alt(prefix)))
         stack = widgets.Stack([build((*prefix, i)) for i in range(sizes[depth])], selected_index=sliders[depth].index)
         widgets.jslink((sliders[depth], "index"), (stack, "selected_index"))
         return stack
@@ -139,12 +166,14 @@ def latent_slider(
     fixed: Sequence[float] | None = None,
     mode: str = "auto",
     scale: int = 6,
+    alt: str = "the decoded image",
 ):
     """Sliders for the first ``dims`` latent coordinates, decoding an image as they move.
 
     ``bounds`` is a half-width (same for every slider) or one ``(low, high)`` per slider;
     ``steps`` positions per slider (static mode pre-renders ``steps ** dims`` frames, so keep
-    ``dims`` <= 3 there). ``fixed`` gives the values of any further latent coordinates.
+    ``dims`` <= 3 there). ``fixed`` gives the values of any further latent coordinates. ``alt``
+    says what the image is; each frame's text adds the slider values ("... at z1 = 0, z2 = 1").
     """
     import ipywidgets as widgets
 
@@ -183,24 +212,43 @@ def latent_slider(
         def frame(idx: tuple[int, ...]) -> bytes:
             return to_png(decode_point(decode_fn, [grids[d][i] for d, i in enumerate(idx)] + rest), scale)
 
-        view = _linked_stacks(sliders, frame, [steps] * dims, widgets, px)
+        def frame_alt(idx: tuple[int, ...]) -> str:
+            values = (f"{n} = {grids[d][i]:g}" for d, (n, i) in enumerate(zip(names, idx, strict=True)))
+            return f"{alt} at " + ", ".join(values)
+
+        view = _linked_stacks(sliders, frame, [steps] * dims, widgets, px, frame_alt)
     else:
         sliders = [
             widgets.FloatSlider(value=m, min=lo, max=hi, step=(hi - lo) / (4 * (steps - 1)), description=n)
             for n, m, (lo, hi) in zip(names, mid, ranges, strict=True)
         ]
-        view = widgets.Image(value=to_png(first, scale), format="png", width=px, height=px)
+
+        def shown(values: list[float]) -> str:
+            text = f"{alt} at " + ", ".join(f"{n} = {v:.3g}" for n, v in zip(names, values, strict=True))
+            return img_html(to_png(decode_point(decode_fn, values + rest), scale), px, text)
+
+        view = widgets.HTML(shown(mid))
 
         def redraw(_change=None) -> None:
-            view.value = to_png(decode_point(decode_fn, [s.value for s in sliders] + rest), scale)
+            view.value = shown([s.value for s in sliders])
 
         for s in sliders:
             s.observe(redraw, names="value")
     return widgets.HBox([widgets.VBox(sliders), view])
 
 
-def frame_slider(frames: Sequence[np.ndarray], labels: Sequence[str], *, description: str = "", scale: int = 4):
-    """One slider over pre-rendered image frames (works with no kernel): e.g. a latent walk."""
+def frame_slider(
+    frames: Sequence[np.ndarray],
+    labels: Sequence[str],
+    *,
+    description: str = "",
+    scale: int = 4,
+    alt: str = "the image",
+):
+    """One slider over pre-rendered image frames (works with no kernel): e.g. a latent walk.
+
+    ``alt`` says what the frames show; each frame's text adds its label ("... at K = 5").
+    """
     import ipywidgets as widgets
 
     if len(frames) == 0 or len(frames) != len(labels):
@@ -216,7 +264,15 @@ def frame_slider(frames: Sequence[np.ndarray], labels: Sequence[str], *, descrip
     if len(shapes) != 1:
         raise ValueError(f"every frame must have the same shape, got {sorted(shapes)}")
     px = arrays[0].shape[1] * scale
-    stack = _linked_stacks([slider], lambda idx: to_png(arrays[idx[0]], scale), [len(arrays)], widgets, px)
+    name = description or "frame"
+    stack = _linked_stacks(
+        [slider],
+        lambda idx: to_png(arrays[idx[0]], scale),
+        [len(arrays)],
+        widgets,
+        px,
+        lambda idx: f"{alt} at {name} = {labels[idx[0]]}",
+    )
     return widgets.VBox([slider, stack])
 
 

@@ -1202,6 +1202,13 @@ WIDGET_ROWS = [
         ValueError,
         "cannot display",
     ),
+    ("with_alt empty", lambda t: plotting.with_alt(plotting.image_grid(torch.zeros(1, 4, 4)), " "), ValueError, "alt"),
+    (
+        "with_alt not a str",
+        lambda t: plotting.with_alt(plotting.image_grid(torch.zeros(1, 4, 4)), 3),
+        ValueError,
+        "alt",
+    ),
     ("to_png NaN", lambda t: widgets.to_png(np.full((4, 4), NAN)), ValueError, "NaN or infinite"),
     ("to_png channels first", lambda t: widgets.to_png(np.zeros((3, 5, 5))), ValueError, r"\(H, W, 3\)"),
     ("to_png 1-D", lambda t: widgets.to_png(np.zeros(16)), ValueError, r"image must be \(H, W\)"),

@@ -54,6 +54,11 @@ def test_widget_mode(monkeypatch):
         widgets.widget_mode("fancy")
 
 
+def png_side(png: bytes) -> int:
+    """The width of a PNG, read from its header."""
+    return int.from_bytes(png[16:20], "big")
+
+
 def test_static_slider_links_every_stack():
     pytest.importorskip("ipywidgets")
     import ipywidgets as w
@@ -65,7 +70,10 @@ def test_static_slider_links_every_stack():
     assert all(isinstance(inner, w.Stack) and len(inner.children) == 3 for inner in outer.children)
     # The frame at (i, j) is the decoder at (grid[i], grid[j]): bottom-right is brightest.
     frame = outer.children[2].children[2]
-    assert isinstance(frame, w.Image) and frame.value == widgets.to_png(widgets.decode_point(decoder, [3.0, 3.0]), 1)
+    png = widgets.to_png(widgets.decode_point(decoder, [3.0, 3.0]), 1)
+    alt = "the decoded image at z1 = 3, z2 = 3"
+    assert isinstance(frame, w.HTML) and frame.value == widgets.img_html(png, png_side(png), alt)
+    assert f'alt="{alt}"' in frame.value
     assert sliders[0].index == 1 and outer.selected_index == 1
 
 
@@ -75,7 +83,8 @@ def test_live_slider_redraws():
     s1, s2 = box.children[0].children
     image = box.children[1]
     s1.value, s2.value = 3.0, 3.0
-    assert image.value == widgets.to_png(widgets.decode_point(decoder, [3.0, 3.0]), 1)
+    png = widgets.to_png(widgets.decode_point(decoder, [3.0, 3.0]), 1)
+    assert image.value == widgets.img_html(png, png_side(png), "the decoded image at z1 = 3, z2 = 3")
 
 
 @pytest.mark.parametrize(
