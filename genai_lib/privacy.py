@@ -32,7 +32,9 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
+from scipy.special import gammaln
 from torch import nn
 
 from genai_lib._checks import check_finite_number, check_positive
@@ -273,21 +275,22 @@ def rdp_sampled_gaussian(q: float, noise_multiplier: float, orders: Sequence[int
     """RDP(alpha) of one step of the sampled Gaussian mechanism, integer alpha >= 2 (module docstring)."""
     _check_mechanism(q, noise_multiplier, 1)
     out = []
+    log_q, log_1mq = math.log(q), (math.log1p(-q) if q < 1 else -math.inf)
     for a in orders:
         if isinstance(a, bool) or not isinstance(a, int) or a < 2:
             raise ValueError(f"orders must be integers >= 2, got {a!r}")
         if q == 1.0:  # no subsampling: the Gaussian mechanism, alpha / (2 sigma^2)
             out.append(a / (2 * noise_multiplier**2))
             continue
-        terms = [
-            math.lgamma(a + 1) - math.lgamma(k + 1) - math.lgamma(a - k + 1)  # log C(a, k)
-            + (a - k) * math.log1p(-q)
-            + k * math.log(q)
+        k = np.arange(a + 1, dtype=np.float64)
+        terms = (
+            gammaln(a + 1) - gammaln(k + 1) - gammaln(a - k + 1)  # log C(a, k)
+            + (a - k) * log_1mq
+            + k * log_q
             + (k * k - k) / (2 * noise_multiplier**2)
-            for k in range(a + 1)
-        ]
-        top = max(terms)
-        out.append((top + math.log(sum(math.exp(t - top) for t in terms))) / (a - 1))
+        )  # fmt: skip
+        top = terms.max()
+        out.append(float(top + np.log(np.exp(terms - top).sum())) / (a - 1))
     return out
 
 
@@ -326,7 +329,13 @@ def epsilon(
 
 
 def noise_for_epsilon(
-    target_epsilon: float, q: float, steps: int, delta: float, *, orders: Sequence[int] = DEFAULT_ORDERS, tol: float = 1e-3
+    target_epsilon: float,
+    q: float,
+    steps: int,
+    delta: float,
+    *,
+    orders: Sequence[int] = DEFAULT_ORDERS,
+    tol: float = 1e-3,
 ) -> float:
     """The smallest noise multiplier (to ``tol``) whose ``steps`` steps stay within ``target_epsilon``."""
     check_finite_number("target_epsilon", target_epsilon, positive=True, allow_zero=False)

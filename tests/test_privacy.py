@@ -22,7 +22,15 @@ from genai_lib.privacy import (
     privatize,
     rdp_sampled_gaussian,
 )
-from genai_lib.privacy_attacks import auc, exposure, invert_gradient, lira_scores, logit_confidence, roc_curve, tpr_at_fpr
+from genai_lib.privacy_attacks import (
+    auc,
+    exposure,
+    invert_gradient,
+    lira_scores,
+    logit_confidence,
+    roc_curve,
+    tpr_at_fpr,
+)
 from genai_lib.train import fit
 
 ORDERS = list(range(2, 257))

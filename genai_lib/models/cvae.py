@@ -79,7 +79,9 @@ class CVAE(nn.Module):
         recon, kl = self.terms(x, y, eps)
         return (recon + kl).mean(), {"recon": recon.mean().detach(), "kl": kl.mean().detach()}
 
-    def noise_for(self, batch: tuple[torch.Tensor, ...], generator: torch.Generator | None = None) -> tuple[torch.Tensor]:
+    def noise_for(
+        self, batch: tuple[torch.Tensor, ...], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor]:
         """The reparameterisation noise (B, Z) for a batch: ``dp_phase(extra=model.noise_for)``."""
         x = batch[0]
         return (normal_noise((x.shape[0], self.cfg.z_dim), generator=generator, device=x.device, dtype=x.dtype),)
@@ -91,7 +93,11 @@ class CVAE(nn.Module):
         """n images (n, 1, 28, 28) in [0, 1] on the CPU; ``labels`` (n,) default to 0, 1, ..., K-1 cycled."""
         check_positive("n", n)
         w = self.encoder[0].weight
-        y = torch.arange(n) % self.cfg.n_classes if labels is None else check_class_ids("labels", labels, self.cfg.n_classes, n)
+        y = (
+            torch.arange(n) % self.cfg.n_classes
+            if labels is None
+            else check_class_ids("labels", labels, self.cfg.n_classes, n)
+        )
         z = normal_noise((n, self.cfg.z_dim), generator=generator, device=w.device, dtype=w.dtype)
         with eval_mode(self):
             logits = self.decoder(torch.cat([z, self._onehot(y.to(w.device))], 1))

@@ -48,7 +48,7 @@ def _budget(fast: bool | None) -> tuple[bool, dict[str, Any]]:
     return fast, FED["fast" if fast else "full"]
 
 
-def federated_run(*, dp: bool = False, fast: bool | None = None) -> dict[str, Any]:
+def federated_run(*, dp: bool = False, fast: bool | None = None, cache: bool = True) -> dict[str, Any]:
     """FedAvg (``dp=True``: DP-FedAvg with ``DP_FED``) on non-IID clients: test accuracy per round."""
     fast, b = _budget(fast)
     x, y = load_mnist("train", limit=b["limit"])
@@ -69,10 +69,14 @@ def federated_run(*, dp: bool = False, fast: bool | None = None) -> dict[str, An
         )  # fmt: skip
         return {"acc": acc, "digits": [sorted(set(y[p].tolist())) for p in parts]}
 
-    return cached(f"fedavg_{'dp' if dp else 'plain'}{'_fast' if fast else ''}", {"b": b, "dp": dp, "v": 1}, compute)
+    return (
+        cached(f"fedavg_{'dp' if dp else 'plain'}{'_fast' if fast else ''}", {"b": b, "dp": dp, "v": 1}, compute)
+        if cache
+        else compute()
+    )
 
 
-def central_run(*, fast: bool | None = None) -> dict[str, Any]:
+def central_run(*, fast: bool | None = None, cache: bool = True) -> dict[str, Any]:
     """The same network and SGD on the pooled data (module docstring): test accuracy per round's worth."""
     fast, b = _budget(fast)
     x, y = load_mnist("train", limit=b["limit"])
@@ -90,7 +94,7 @@ def central_run(*, fast: bool | None = None) -> dict[str, Any]:
         )  # fmt: skip
         return {"acc": acc}
 
-    return cached(f"fedavg_central{'_fast' if fast else ''}", {"b": b, "v": 1}, compute)
+    return cached(f"fedavg_central{'_fast' if fast else ''}", {"b": b, "v": 1}, compute) if cache else compute()
 
 
 def invert_one_client(*, index: int = 0, steps: int = 300) -> dict[str, Any]:

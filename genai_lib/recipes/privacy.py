@@ -66,7 +66,13 @@ def _check_eps(eps: Any) -> None:
 
 
 def train_dp_cvae(
-    eps: float | None, *, delta: float = DELTA, fast: bool | None = None, device: Any = None, progress: bool = False
+    eps: float | None,
+    *,
+    delta: float = DELTA,
+    fast: bool | None = None,
+    device: Any = None,
+    progress: bool = False,
+    cache: bool = True,
 ) -> tuple[CVAE, dict[str, Any]]:
     """The conditional VAE trained at privacy budget ``eps`` (None: no privacy); returns (model, info).
 
@@ -97,7 +103,11 @@ def train_dp_cvae(
         return {"state": {k: v.cpu() for k, v in model.state_dict().items()}, "loss": list(h.logs["loss"])}
 
     key = {"recipe": r.__dict__, "cfg": CVAE_CFG.__dict__, "eps": eps, "delta": delta, "n": len(x), "v": 1}
-    value = cached(f"dp_cvae_{'nodp' if eps is None else eps}{'_fast' if fast else ''}", key, compute)
+    value = (
+        cached(f"dp_cvae_{'nodp' if eps is None else eps}{'_fast' if fast else ''}", key, compute)
+        if cache
+        else compute()
+    )
     model = CVAE(CVAE_CFG)
     model.load_state_dict(value["state"])
     model.to(device or "cpu").eval()
@@ -146,22 +156,34 @@ def fid(model: CVAE, *, n: int = 1000, fast: bool | None = None) -> float:
 # --------------------------------------------------------------------------- membership inference
 
 MIA = {
-    "full": {"pool": 1000, "steps": 1500, "shadows": 8, "dp_steps": 300, "dp_batch": 50, "eps": 8.0},
-    "fast": {"pool": 200, "steps": 150, "shadows": 2, "dp_steps": 20, "dp_batch": 20, "eps": 8.0},
+    "full": {"pool": 1000, "steps": 1500, "shadows": 8, "dp_shadows": 4, "dp_steps": 200, "dp_batch": 50, "eps": 8.0},
+    "fast": {"pool": 200, "steps": 150, "shadows": 2, "dp_shadows": 2, "dp_steps": 20, "dp_batch": 20, "eps": 8.0},
 }
+
+
+MIA_HIDDEN = 128  # the attacked MLP: 784 -> 128 -> 10
 
 
 def _train_member_model(x, y, *, dp: bool, budget: dict, seed: int) -> tuple[MLPClassifier, float | None]:
     if not dp:
-        return train_mlp(x, y, steps=budget["steps"], seed=seed), None
+        return train_mlp(x, y, steps=budget["steps"], seed=seed, hidden=MIA_HIDDEN), None
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = MLPClassifier(MLPClassifierConfig(hidden=256))
+        model = MLPClassifier(MLPClassifierConfig(hidden=MIA_HIDDEN))
     q = budget["dp_batch"] / len(x)
     sigma = noise_for_epsilon(budget["eps"], q, budget["dp_steps"], DELTA)
-    phase = dp_phase(model, ce_sample_loss, max_norm=1.0, noise_multiplier=sigma, expected_batch_size=budget["dp_batch"], lr=2e-3)
+    phase = dp_phase(
+        model, ce_sample_loss, max_norm=1.0, noise_multiplier=sigma, expected_batch_size=budget["dp_batch"], lr=2e-3
+    )
     loader = PoissonLoader(x, y, q=q, seed=seed)
-    fit(model, loader, steps=budget["dp_steps"], phases=[phase], generator=torch.Generator().manual_seed(seed), progress=False)
+    fit(
+        model,
+        loader,
+        steps=budget["dp_steps"],
+        phases=[phase],
+        generator=torch.Generator().manual_seed(seed),
+        progress=False,
+    )
     return model.eval(), epsilon(q, sigma, budget["dp_steps"], DELTA)
 
 
@@ -171,7 +193,7 @@ def _per_example(model: MLPClassifier, x: torch.Tensor, y: torch.Tensor) -> tupl
     return torch.nn.functional.cross_entropy(logits, y, reduction="none"), logit_confidence(logits, y)
 
 
-def membership(dp: bool, *, fast: bool | None = None) -> dict[str, Any]:
+def membership(dp: bool, *, fast: bool | None = None, cache: bool = True) -> dict[str, Any]:
     """The attacks on the overfit MLP (``dp=False``) or its DP twin: scores, AUCs, TPR at 1% FPR.
 
     Members: the first half of a pool of training digits; non-members: the second half. Returns
@@ -191,7 +213,7 @@ def membership(dp: bool, *, fast: bool | None = None) -> dict[str, Any]:
         target, eps = _train_member_model(px[member], py[member], dp=dp, budget=b, seed=0)
         loss, phi = _per_example(target, px, py)
         shadow_phi, shadow_in = [], []
-        for k in range(b["shadows"]):
+        for k in range(b["dp_shadows" if dp else "shadows"]):
             # shadows in complementary pairs: every example is IN for one of a pair, OUT for the other
             rank = torch.randperm(b["pool"], generator=torch.Generator().manual_seed(1000 + k // 2))
             ins = (rank < b["pool"] // 2) ^ bool(k % 2)
@@ -210,7 +232,9 @@ def membership(dp: bool, *, fast: bool | None = None) -> dict[str, Any]:
         }
 
     key = {"budget": b, "dp": dp, "v": 1}
-    out = dict(cached(f"mia_{'dp' if dp else 'overfit'}{'_fast' if fast else ''}", key, compute))
+    out = dict(
+        cached(f"mia_{'dp' if dp else 'overfit'}{'_fast' if fast else ''}", key, compute) if cache else compute()
+    )
     m = member.numpy()
     for kind in ("loss", "lira"):
         s = out[f"{kind}_scores"] = np.asarray(out[f"{kind}_scores"], dtype=np.float64)
