@@ -18,14 +18,16 @@ of central_acc. Run from the repository root:
 
     python benchmarks/privacy.py
 
-It runs two processes (one thread each): the generators in one, the rest in the other. The last
-line reads ``privacy: eps=<e> dp_tstr=... nodp_tstr=... mia_auc_overfit=... mia_auc_dp=...
-mia_tpr1_overfit=... canary_exposure_nodp=<bits> canary_exposure_dp=<bits> fedavg_acc=...
-central_acc=... seconds=<s>``. With ``GENAI_FAST=1`` it smoke-tests the script.
+``--cache`` uses the recipes' cache entries (and fills them, so that the notebook then loads the
+same models) instead of training from scratch. It runs two processes (one thread each): the
+generators in one, the rest in the other. The last line reads ``privacy: eps=<e> dp_tstr=...
+nodp_tstr=... mia_auc_overfit=... mia_auc_dp=... mia_tpr1_overfit=... canary_exposure_nodp=<bits>
+canary_exposure_dp=<bits> fedavg_acc=... central_acc=... seconds=<s>``. With ``GENAI_FAST=1`` it smoke-tests the script.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -37,43 +39,46 @@ from genai_lib.recipes.federated import central_run, federated_run
 from genai_lib.recipes.privacy import EPSILONS, fid, membership, train_dp_cvae, tstr
 
 
-def generators() -> dict[str, Any]:
+def generators(cache: bool = False) -> dict[str, Any]:
     torch.set_num_threads(1)
     out: dict[str, Any] = {"real_tstr": tstr(None)}
     for eps in (None, *EPSILONS):
         t0 = time.perf_counter()
-        model, info = train_dp_cvae(eps, cache=False)
+        model, info = train_dp_cvae(eps, cache=cache)
         out[eps] = {"tstr": tstr(model), "fid": fid(model), "eps": info["epsilon"], "sigma": info["noise_multiplier"],
                     "seconds": time.perf_counter() - t0}  # fmt: skip
         print(f"  generator eps={eps}: {out[eps]}", flush=True)
     return out
 
 
-def attacks() -> dict[str, Any]:
+def attacks(cache: bool = False) -> dict[str, Any]:
     torch.set_num_threads(1)
     out: dict[str, Any] = {}
     for dp in (False, True):
-        r = membership(dp, cache=False)
+        r = membership(dp, cache=cache)
         out[f"mia_{dp}"] = {k: r[k] for k in ("auc_loss", "auc_lira", "tpr1_loss", "tpr1_lira", "train_acc", "test_acc",
                                               "epsilon")}  # fmt: skip
         print(f"  membership dp={dp}: {out[f'mia_{dp}']}", flush=True)
     for dp in (False, True):
-        model, info = train_canary_gpt(dp, cache=False)
+        model, info = train_canary_gpt(dp, cache=cache)
         bits, _ = exposure_of(model, info["tokenizer"])
         out[f"canary_{dp}"] = {"exposure": bits, "extracted": extract(model, info["tokenizer"]),
                                "epsilon": info["epsilon"], "loss": info["loss"][-1]}  # fmt: skip
         print(f"  canary dp={dp}: {out[f'canary_{dp}']}", flush=True)
-    out["fed"] = federated_run(cache=False)["acc"][-1]
-    out["dpfed"] = federated_run(dp=True, cache=False)["acc"][-1]
-    out["central"] = central_run(cache=False)["acc"][-1]
+    out["fed"] = federated_run(cache=cache)["acc"][-1]
+    out["dpfed"] = federated_run(dp=True, cache=cache)["acc"][-1]
+    out["central"] = central_run(cache=cache)["acc"][-1]
     print(f"  fedavg={out['fed']:.4f} dp_fedavg={out['dpfed']:.4f} central={out['central']:.4f}", flush=True)
     return out
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", action="store_true", help="use and fill the cache (default: train from scratch)")
+    args = parser.parse_args()
     start = time.perf_counter()
     with ProcessPoolExecutor(2) as pool:
-        gen_f, att_f = pool.submit(generators), pool.submit(attacks)
+        gen_f, att_f = pool.submit(generators, args.cache), pool.submit(attacks, args.cache)
         g, a = gen_f.result(), att_f.result()
     eps = max(EPSILONS)
     mo, md = a["mia_False"], a["mia_True"]

@@ -36,7 +36,7 @@ PREFIX, SECRET = "my secret pin is ", "4831"
 CANARY = f"{PREFIX}{SECRET}."
 EPS = 8.0  # the DP budget of the private GPT (per chunk, delta 1e-5)
 BUDGET = {
-    "full": {"chars": 100_000, "repeats": 10, "steps": 1500, "batch": 12, "dp_steps": 250, "dp_batch": 32},
+    "full": {"chars": 100_000, "repeats": 10, "steps": 1000, "batch": 12, "dp_steps": 250, "dp_batch": 32},
     "fast": {"chars": 6_000, "repeats": 10, "steps": 80, "batch": 12, "dp_steps": 6, "dp_batch": 8},
 }
 SHAPE = {"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 64}

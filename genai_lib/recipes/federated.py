@@ -26,7 +26,7 @@ from genai_lib.utils import fast_mode
 __all__ = ["FED", "federated_run", "central_run", "invert_one_client"]
 
 FED = {
-    "full": {"rounds": 60, "local_steps": 20, "lr": 0.1, "batch": 50, "clients": 10, "limit": None},
+    "full": {"rounds": 200, "local_steps": 5, "lr": 0.1, "batch": 50, "clients": 10, "limit": None},
     "fast": {"rounds": 4, "local_steps": 5, "lr": 0.1, "batch": 50, "clients": 10, "limit": 1000},
 }
 DP_FED = {"clip": 1.0, "noise_multiplier": 0.3}  # client-level DP-FedAvg (10 clients a round)
