@@ -27,6 +27,7 @@ from torch import nn
 
 from genai_lib._checks import check_finite_number, check_positive
 from genai_lib.train import fit
+from genai_lib.train_setup import batch_stream
 from genai_lib.utils import normal_noise
 
 __all__ = ["split_non_iid", "fedavg", "client_update"]
@@ -74,11 +75,11 @@ def _load_flat(model: nn.Module, flat: torch.Tensor) -> None:
             i += p.numel()
 
 
-def client_update(model: nn.Module, loader: Any, *, local_steps: int, lr: float) -> torch.Tensor:
-    """w_k - w: ``local_steps`` steps of plain SGD at ``lr`` on a copy of ``model`` (flat, (P,))."""
+def client_update(model: nn.Module, batches: Sequence[Any], *, lr: float) -> torch.Tensor:
+    """w_k - w: one step of plain SGD at ``lr`` per batch of ``batches``, on a copy of ``model`` (flat, (P,))."""
     local = copy.deepcopy(model)
     opt = torch.optim.SGD([p for p in local.parameters() if p.requires_grad], lr=lr)
-    fit(local, loader, steps=local_steps, optimizer=opt, progress=False, log_every=local_steps)
+    fit(local, list(batches), steps=len(batches), optimizer=opt, progress=False, log_every=len(batches))
     return _flat(local) - _flat(model)
 
 
@@ -125,12 +126,14 @@ def fedavg(
         raise ValueError("noise_multiplier > 0 needs a clip norm (DP-FedAvg)")
     from tqdm.auto import tqdm
 
+    # each client's data stream continues from round to round (epoch after epoch of its loader)
+    streams = [batch_stream(c, 0, len(c) if hasattr(c, "__len__") else None) for c in clients]
     history = []
     for _ in tqdm(range(rounds), desc="FedAvg rounds", disable=not progress):
         chosen = torch.randperm(len(clients), generator=generator)[:m].tolist() if m < len(clients) else range(m)
         updates, weights = [], []
         for k in chosen:
-            u = client_update(model, clients[k], local_steps=local_steps, lr=lr)
+            u = client_update(model, [next(streams[k]) for _ in range(local_steps)], lr=lr)
             if clip is not None:
                 u = u * min(1.0, clip / (float(u.norm()) + 1e-12))
             updates.append(u)

@@ -190,9 +190,13 @@ def _client(x, y):
 def test_fedavg_with_one_client_equals_plain_sgd():
     x, y = _batch(n=12)
     fed, plain = _clf(), _clf()
-    fedavg(fed, [_client(x, y)], rounds=3, local_steps=2, lr=0.1, progress=False)
+
+    def loader():  # mini-batches, shuffled: the client's stream must go on from round to round
+        return make_loader(x, y, batch_size=4, generator=torch.Generator().manual_seed(5))
+
+    fedavg(fed, [loader()], rounds=5, local_steps=2, lr=0.1, progress=False)
     opt = torch.optim.SGD(plain.parameters(), lr=0.1)
-    fit(plain, _client(x, y), steps=6, optimizer=opt, progress=False)
+    fit(plain, loader(), steps=10, optimizer=opt, progress=False)
     for a, b in zip(fed.parameters(), plain.parameters(), strict=True):
         torch.testing.assert_close(a, b)
 
@@ -200,8 +204,8 @@ def test_fedavg_with_one_client_equals_plain_sgd():
 def test_fedavg_weights_clients_by_size_and_dp_fedavg_clips():
     x, y = _batch(n=12)
     m = _clf()
-    u1 = client_update(m, _client(x[:4], y[:4]), local_steps=1, lr=0.1)
-    u2 = client_update(m, _client(x[4:], y[4:]), local_steps=1, lr=0.1)
+    u1 = client_update(m, [(x[:4], y[:4])], lr=0.1)
+    u2 = client_update(m, [(x[4:], y[4:])], lr=0.1)
     start = torch.cat([p.detach().flatten() for p in m.parameters()])
     fedavg(m, [_client(x[:4], y[:4]), _client(x[4:], y[4:])], rounds=1, local_steps=1, lr=0.1, progress=False)
     after = torch.cat([p.detach().flatten() for p in m.parameters()])
