@@ -259,3 +259,17 @@ def test_gradient_inversion_recovers_one_image():
                                          lr=1.0, generator=torch.Generator().manual_seed(0))  # fmt: skip
     assert losses[-1] < losses[0] * 1e-2
     assert int(label.argmax()) == 2 and float((rec - x).abs().max()) < 0.05
+
+
+def test_the_benchmark_calls_the_shared_recipes():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "privacy.py"
+    spec = importlib.util.spec_from_file_location("bench_privacy", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from genai_lib.recipes import canary, federated, privacy
+
+    assert bench.train_dp_cvae is privacy.train_dp_cvae and bench.membership is privacy.membership
+    assert bench.train_canary_gpt is canary.train_canary_gpt and bench.federated_run is federated.federated_run
