@@ -193,15 +193,17 @@ def _per_example(model: MLPClassifier, x: torch.Tensor, y: torch.Tensor) -> tupl
     return torch.nn.functional.cross_entropy(logits, y, reduction="none"), logit_confidence(logits, y)
 
 
-def membership(dp: bool, *, fast: bool | None = None, cache: bool = True) -> dict[str, Any]:
-    """The attacks on the overfit MLP (``dp=False``) or its DP twin: scores, AUCs, TPR at 1% FPR.
+def membership(dp: bool, *, eps: float = 8.0, fast: bool | None = None, cache: bool = True) -> dict[str, Any]:
+    """The attacks on the overfit MLP (``dp=False``) or its DP twin at ``eps``: scores, AUCs, TPR at 1% FPR.
 
     Members: the first half of a pool of training digits; non-members: the second half. Returns
     ``loss_scores``/``lira_scores`` (pool,), ``member`` (pool,) bool, ``auc_loss``, ``auc_lira``,
     ``tpr1_loss``, ``tpr1_lira``, ``train_acc``, ``test_acc`` and ``epsilon`` (None without DP).
     """
     fast = fast_mode() if fast is None else fast
-    b = MIA["fast" if fast else "full"]
+    _check_eps(eps)
+    b = dict(MIA["fast" if fast else "full"])
+    b["eps"] = float(eps) if dp else b["eps"]  # the overfit model has no epsilon
     x, y = load_mnist("train")
     g = torch.Generator().manual_seed(123)
     idx = torch.randperm(len(x), generator=g)[: b["pool"]]
@@ -232,9 +234,8 @@ def membership(dp: bool, *, fast: bool | None = None, cache: bool = True) -> dic
         }
 
     key = {"budget": b, "dp": dp, "v": 1}
-    out = dict(
-        cached(f"mia_{'dp' if dp else 'overfit'}{'_fast' if fast else ''}", key, compute) if cache else compute()
-    )
+    name = f"mia_{'dp' if dp else 'overfit'}{'' if eps == 8.0 or not dp else f'_eps{eps:g}'}{'_fast' if fast else ''}"
+    out = dict(cached(name, key, compute) if cache else compute())
     m = member.numpy()
     for kind in ("loss", "lira"):
         s = out[f"{kind}_scores"] = np.asarray(out[f"{kind}_scores"], dtype=np.float64)
