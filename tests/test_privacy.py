@@ -83,9 +83,13 @@ def test_the_cvae_per_sample_loss_works_under_vmap():
 
 def test_clipping_bounds_every_per_sample_norm():
     m, (x, y) = _net(), _batch(n=16)
-    grads = {n: 100 * g for n, g in per_sample_grads(m, ce_sample_loss, (x, y)).items()}
+    scale = torch.logspace(-3, 2, 16)  # norms from tiny to large, so every c splits them
+    grads = {
+        n: g * scale.view(-1, *[1] * (g.dim() - 1)) for n, g in per_sample_grads(m, ce_sample_loss, (x, y)).items()
+    }
     for c in (0.01, 0.5, 3.0):
         clipped, norms = clip_per_sample(grads, c)
+        assert (norms <= c).any() and (norms > c).any()
         after = torch.stack([g.flatten(1).pow(2).sum(1) for g in clipped.values()]).sum(0).sqrt()
         assert (after <= c * (1 + 1e-5)).all()
         small = norms <= c  # examples under the bound are left alone
