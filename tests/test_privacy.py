@@ -277,3 +277,18 @@ def test_the_benchmark_calls_the_shared_recipes():
 
     assert bench.train_dp_cvae is privacy.train_dp_cvae and bench.membership is privacy.membership
     assert bench.train_canary_gpt is canary.train_canary_gpt and bench.federated_run is federated.federated_run
+
+
+def test_the_accountant_matches_published_values():
+    # opacus's documentation of scripts/compute_dp_sgd_privacy (https://opacus.ai/api/compute_dp_sgd_privacy.html):
+    # q = 1%, sigma = 1.0, 300 steps, orders 2 5 10 20 100, delta 1e-5 -> epsilon 2.39 at order 5 (current
+    # conversion); and, in its older version, 60,000 examples, batches of 256, sigma 1.12, 60 epochs (60 x 235
+    # steps), orders 10 20 100 -> epsilon 2.95 (the conversion of Mironov 2017, Proposition 3).
+    from genai_lib.privacy import rdp_to_epsilon
+
+    orders = (2, 5, 10, 20, 100)
+    eps, best = rdp_to_epsilon(orders, [300 * r for r in rdp_sampled_gaussian(0.01, 1.0, orders)], 1e-5)
+    assert round(eps, 2) == 2.39 and best == 5
+    orders = (10, 20, 100)
+    rdp = [60 * 235 * r for r in rdp_sampled_gaussian(256 / 60000, 1.12, orders)]
+    assert round(rdp_to_epsilon(orders, rdp, 1e-5, conversion="mironov")[0], 2) == 2.95
