@@ -30,12 +30,13 @@ FED = {
     "fast": {"rounds": 4, "local_steps": 5, "lr": 0.1, "batch": 50, "clients": 10, "limit": 1000},
 }
 DP_FED = {"clip": 1.0, "noise_multiplier": 0.3}  # client-level DP-FedAvg (10 clients a round)
+HIDDEN = 128  # the MLP every client and the central run train: 784 -> 128 -> 10
 
 
 def _model() -> MLPClassifier:
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        return MLPClassifier(MLPClassifierConfig(hidden=128))
+        return MLPClassifier(MLPClassifierConfig(hidden=HIDDEN))
 
 
 @torch.no_grad()
@@ -69,11 +70,8 @@ def federated_run(*, dp: bool = False, fast: bool | None = None, cache: bool = T
         )  # fmt: skip
         return {"acc": acc, "digits": [sorted(set(y[p].tolist())) for p in parts]}
 
-    return (
-        cached(f"fedavg_{'dp' if dp else 'plain'}{'_fast' if fast else ''}", {"b": b, "dp": dp, "v": 1}, compute)
-        if cache
-        else compute()
-    )
+    key = {"b": b, "dp": dp, "hidden": HIDDEN, "v": 1}
+    return cached(f"fedavg_{'dp' if dp else 'plain'}{'_fast' if fast else ''}", key, compute) if cache else compute()
 
 
 def central_run(*, fast: bool | None = None, cache: bool = True) -> dict[str, Any]:
@@ -94,7 +92,8 @@ def central_run(*, fast: bool | None = None, cache: bool = True) -> dict[str, An
         )  # fmt: skip
         return {"acc": acc}
 
-    return cached(f"fedavg_central{'_fast' if fast else ''}", {"b": b, "v": 1}, compute) if cache else compute()
+    key = {"b": b, "hidden": HIDDEN, "v": 1}
+    return cached(f"fedavg_central{'_fast' if fast else ''}", key, compute) if cache else compute()
 
 
 def invert_one_client(*, index: int = 0, steps: int = 300) -> dict[str, Any]:

@@ -233,7 +233,7 @@ def membership(dp: bool, *, eps: float = 8.0, fast: bool | None = None, cache: b
             "epsilon": eps,
         }
 
-    key = {"budget": b, "dp": dp, "v": 1}
+    key = {"budget": b, "dp": dp, "hidden": MIA_HIDDEN, "v": 1}
     name = f"mia_{'dp' if dp else 'overfit'}{'' if eps == 8.0 or not dp else f'_eps{eps:g}'}{'_fast' if fast else ''}"
     out = dict(cached(name, key, compute) if cache else compute())
     m = member.numpy()
