@@ -2034,6 +2034,125 @@ def _shapes_recipe():
     return r
 
 
+def _priv():
+    from genai_lib import privacy
+
+    return privacy
+
+
+def _priv_fed():
+    from genai_lib import federated
+
+    return federated
+
+
+def _priv_att():
+    from genai_lib import privacy_attacks
+
+    return privacy_attacks
+
+
+def _priv_grads():
+    return {"w": torch.ones(3, 2)}
+
+
+def _priv_client(n):
+    return make_loader(torch.zeros(max(n, 1), 2), batch_size=1) if n else []
+
+
+PRIVACY_ROWS = [
+    ("dp epsilon target 0", lambda t: _priv().noise_for_epsilon(0.0, 0.1, 10, 1e-5), ValueError, "target_epsilon"),
+    ("dp epsilon target -1", lambda t: _priv().noise_for_epsilon(-1.0, 0.1, 10, 1e-5), ValueError, "target_epsilon"),
+    ("dp delta 0", lambda t: _priv().epsilon(0.1, 1.0, 10, 0.0), ValueError, r"delta must be a number in \(0, 1\)"),
+    ("dp delta 1", lambda t: _priv().epsilon(0.1, 1.0, 10, 1.0), ValueError, r"delta must be a number in \(0, 1\)"),
+    ("dp delta in target", lambda t: _priv().noise_for_epsilon(1.0, 0.1, 10, 2.0), ValueError, "delta"),
+    ("dp q above 1", lambda t: _priv().epsilon(1.5, 1.0, 10, 1e-5), ValueError, r"q must be a sampling rate"),
+    ("dp sigma 0", lambda t: _priv().epsilon(0.1, 0.0, 10, 1e-5), ValueError, "noise_multiplier"),
+    ("dp steps 0", lambda t: _priv().epsilon(0.1, 1.0, 0, 1e-5), ValueError, "steps"),
+    ("dp order 1", lambda t: _priv().rdp_sampled_gaussian(0.1, 1.0, (1,)), ValueError, "orders"),
+    ("dp clip 0", lambda t: _priv().clip_per_sample(_priv_grads(), 0.0), ValueError, "max_norm must be > 0"),
+    ("dp clip -1", lambda t: _priv().clip_per_sample(_priv_grads(), -1.0), ValueError, "max_norm must be > 0"),
+    (
+        "dp phase clip 0",
+        lambda t: _priv().dp_phase(
+            torch.nn.Linear(2, 1), lambda m, x: m(x).sum(), max_norm=0.0, noise_multiplier=1.0, expected_batch_size=4
+        ),
+        ValueError,
+        "max_norm",
+    ),
+    (
+        "dp phase grad_clip",
+        lambda t: _priv().dp_phase(
+            torch.nn.Linear(2, 1),
+            lambda m, x: m(x).sum(),
+            max_norm=1.0,
+            noise_multiplier=1.0,
+            expected_batch_size=4,
+            grad_clip=1.0,
+        ),
+        TypeError,
+        "grad_clip",
+    ),
+    ("dp poisson q 0", lambda t: _priv().PoissonLoader(torch.zeros(4, 2), q=0.0), ValueError, "q must be > 0"),
+    ("dp poisson empty", lambda t: _priv().PoissonLoader(torch.zeros(0, 2), q=0.5), ValueError, "non-zero"),
+    (
+        "dp grads bad method",
+        lambda t: _priv().per_sample_grads(
+            torch.nn.Linear(2, 1), lambda m, x: m(x).sum(), (torch.zeros(2, 2),), method="jit"
+        ),
+        ValueError,
+        "method",
+    ),
+    (
+        "fed empty client",
+        lambda t: _priv_fed().fedavg(
+            torch.nn.Linear(2, 1), [_priv_client(2), _priv_client(0)], rounds=1, local_steps=1, lr=0.1
+        ),
+        ValueError,
+        "client 1 is empty",
+    ),
+    (
+        "fed no clients",
+        lambda t: _priv_fed().fedavg(torch.nn.Linear(2, 1), [], rounds=1, local_steps=1, lr=0.1),
+        ValueError,
+        "non-empty sequence",
+    ),
+    (
+        "fed noise without clip",
+        lambda t: _priv_fed().fedavg(
+            torch.nn.Linear(2, 1), [_priv_client(2)], rounds=1, local_steps=1, lr=0.1, noise_multiplier=1.0
+        ),
+        ValueError,
+        "clip",
+    ),
+    (
+        "fed clip 0",
+        lambda t: _priv_fed().fedavg(
+            torch.nn.Linear(2, 1), [_priv_client(2)], rounds=1, local_steps=1, lr=0.1, clip=0.0
+        ),
+        ValueError,
+        "clip must be > 0",
+    ),
+    (
+        "fed split too many classes",
+        lambda t: _priv_fed().split_non_iid(torch.arange(4), 2, 5),
+        ValueError,
+        "classes_per_client",
+    ),
+    ("fed split empty client", lambda t: _priv_fed().split_non_iid(torch.zeros(3), 5, 1), ValueError, "no examples"),
+    ("mia empty scores", lambda t: _priv_att().auc([], [1.0]), ValueError, "member_scores is empty"),
+    ("mia nan scores", lambda t: _priv_att().auc([float("nan")], [1.0]), ValueError, "NaN"),
+    ("mia fpr above 1", lambda t: _priv_att().tpr_at_fpr([1.0], [0.0], 2.0), ValueError, "fpr"),
+    (
+        "mia lira shapes",
+        lambda t: _priv_att().lira_scores(np.zeros(3), np.zeros((2, 4)), np.zeros((2, 4), bool)),
+        ValueError,
+        "shadow",
+    ),
+    ("canary no candidates", lambda t: _priv_att().exposure(1.0, []), ValueError, "candidate_nlls"),
+]
+
+
 ROWS = (
     CHECKPOINT_ROWS
     + TRAIN_ROWS
@@ -2053,6 +2172,7 @@ ROWS = (
     + STYLEGAN_ROWS
     + COMPRESS_ROWS
     + INTERPRET_ROWS
+    + PRIVACY_ROWS
 )
 
 

@@ -1,0 +1,245 @@
+"""Chapter 16's private models: a DP-SGD conditional VAE at several epsilons, and membership inference.
+
+- ``train_dp_cvae(eps)``: the class-conditional VAE (:mod:`genai_lib.models.cvae`) on the 4,000
+  MNIST training digits, by DP-SGD with Poisson batches (expected size ``batch``), per-example
+  clipping at ``max_norm`` and the noise multiplier that spends exactly ``eps`` at delta = 1e-5
+  in ``steps`` steps (:func:`genai_lib.privacy.noise_for_epsilon`); ``eps=None`` trains the same
+  network without privacy (Adam, shuffled batches). Cached as ``dp_cvae_<eps>``.
+- ``tstr(model)``: train-synthetic-test-real, an MLP classifier trained only on the generator's
+  labelled samples and scored on the 1,000 real test digits; ``fid(model)``: classifier-FID.
+- ``membership(dp)``: a small MLP trained to overfit 500 members (or its DP twin), attacked by
+  the loss threshold (Yeom et al. 2018) and by LiRA with shadow models trained the same way on
+  random halves of the 1,000-digit pool (Carlini et al. 2022). Cached as ``mia_<kind>``.
+
+Fast mode (``GENAI_FAST=1``): fewer steps and images, the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from genai_lib.data import load_mnist, make_loader
+from genai_lib.metrics import classifier_features, frechet_distance
+from genai_lib.models.cvae import CVAE, CVAEConfig, MLPClassifier, MLPClassifierConfig, ce_sample_loss, cvae_sample_loss
+from genai_lib.privacy import PoissonLoader, check_delta, dp_phase, epsilon, noise_for_epsilon
+from genai_lib.privacy_attacks import auc, lira_scores, logit_confidence, tpr_at_fpr
+from genai_lib.recipes.classifier import mnist_classifier
+from genai_lib.train import fit
+from genai_lib.train_cache import cached
+from genai_lib.utils import fast_mode
+
+__all__ = ["DPRecipe", "DP_CVAE", "DELTA", "train_dp_cvae", "tstr", "fid", "train_mlp", "membership", "EPSILONS"]
+
+DELTA = 1e-5  # the delta of every epsilon in the chapter (well below 1 / 4,000 examples)
+EPSILONS = (1.0, 3.0, 8.0)  # the privacy budgets of the private generators
+
+
+@dataclass(frozen=True)
+class DPRecipe:
+    """A DP-SGD budget: steps, expected batch, clip norm, Adam learning rate."""
+
+    steps: int  # optimizer steps (each a Poisson batch)
+    batch: int  # expected batch size q N
+    max_norm: float  # per-example clip norm C
+    lr: float  # Adam learning rate
+    nodp_steps: int  # steps of the non-private twin (batches of ``batch``)
+
+
+DP_CVAE = {
+    "full": DPRecipe(steps=300, batch=256, max_norm=1.0, lr=5e-3, nodp_steps=1500),
+    "fast": DPRecipe(steps=12, batch=128, max_norm=1.0, lr=5e-3, nodp_steps=60),
+}
+CVAE_CFG = CVAEConfig(z_dim=8, hidden=64)  # small: DP noise grows with the parameter count
+
+
+def _data(fast: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return load_mnist("train", limit=1000 if fast else None)
+
+
+def _check_eps(eps: Any) -> None:
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0):
+        raise ValueError(f"epsilon must be a number > 0 (or None for no privacy), got {eps!r}")
+
+
+def train_dp_cvae(
+    eps: float | None,
+    *,
+    delta: float = DELTA,
+    fast: bool | None = None,
+    device: Any = None,
+    progress: bool = False,
+    cache: bool = True,
+) -> tuple[CVAE, dict[str, Any]]:
+    """The conditional VAE trained at privacy budget ``eps`` (None: no privacy); returns (model, info).
+
+    ``info``: ``epsilon`` spent (recomputed from sigma, q and steps), ``noise_multiplier``,
+    ``q``, ``steps`` and the training ``loss`` curve.
+    """
+    _check_eps(eps)
+    check_delta(delta)
+    fast = fast_mode() if fast is None else fast
+    r = DP_CVAE["fast" if fast else "full"]
+    x, y = _data(fast)
+    q = r.batch / len(x)
+    sigma = None if eps is None else noise_for_epsilon(float(eps), q, r.steps, delta)
+
+    def compute() -> dict[str, Any]:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = CVAE(CVAE_CFG).to(device or "cpu")
+        gen = torch.Generator().manual_seed(0)
+        if sigma is None:
+            h = fit(model, make_loader(x, y, batch_size=r.batch), steps=r.nodp_steps, lr=r.lr, progress=progress)
+        else:
+            phase = dp_phase(
+                model, cvae_sample_loss, max_norm=r.max_norm, noise_multiplier=sigma,
+                expected_batch_size=r.batch, extra=model.noise_for, lr=r.lr,
+            )  # fmt: skip
+            h = fit(model, PoissonLoader(x, y, q=q), steps=r.steps, phases=[phase], generator=gen, progress=progress)
+        return {"state": {k: v.cpu() for k, v in model.state_dict().items()}, "loss": list(h.logs["loss"])}
+
+    key = {"recipe": r.__dict__, "cfg": CVAE_CFG.__dict__, "eps": eps, "delta": delta, "n": len(x), "v": 1}
+    value = (
+        cached(f"dp_cvae_{'nodp' if eps is None else eps}{'_fast' if fast else ''}", key, compute)
+        if cache
+        else compute()
+    )
+    model = CVAE(CVAE_CFG)
+    model.load_state_dict(value["state"])
+    model.to(device or "cpu").eval()
+    spent = None if sigma is None else epsilon(q, sigma, r.steps, delta)
+    info = {"epsilon": spent, "noise_multiplier": sigma, "q": q, "steps": r.steps, "loss": value["loss"]}
+    return model, info
+
+
+def train_mlp(x: torch.Tensor, y: torch.Tensor, *, steps: int, seed: int = 0, hidden: int = 256) -> MLPClassifier:
+    """An MLP classifier trained by Adam on (x, y) in batches of 128, weights from ``seed``."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = MLPClassifier(MLPClassifierConfig(hidden=hidden))
+    loader = make_loader(x, y, batch_size=min(128, len(x)), generator=torch.Generator().manual_seed(seed))
+    fit(model, loader, steps=steps, lr=1e-3, progress=False, log_every=steps)
+    return model.eval()
+
+
+@torch.no_grad()
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((model(x).argmax(1) == y).float().mean())
+
+
+def tstr(model: CVAE | None, *, n: int = 4000, fast: bool | None = None) -> float:
+    """Accuracy on the real test digits of an MLP trained only on ``n`` samples of ``model``
+    (labels 0..9 in turn); ``model=None`` trains it on the real training digits instead."""
+    fast = fast_mode() if fast is None else fast
+    xt, yt = load_mnist("test", limit=300 if fast else None)
+    if model is None:
+        xs, ys = _data(fast)
+    else:
+        ys = torch.arange(n) % 10
+        xs = model.sample(n, labels=ys, generator=torch.Generator().manual_seed(1))
+    return _accuracy(train_mlp(xs, ys, steps=100 if fast else 800), xt, yt)
+
+
+def fid(model: CVAE, *, n: int = 1000, fast: bool | None = None) -> float:
+    """Classifier-FID (the course's MNIST feature network) of ``n`` samples against the test digits."""
+    fast = fast_mode() if fast is None else fast
+    net = mnist_classifier(fast=fast)
+    xt, _ = load_mnist("test", limit=n)
+    fake = model.sample(len(xt), generator=torch.Generator().manual_seed(2))
+    return frechet_distance(classifier_features(net, fake), classifier_features(net, xt))
+
+
+# --------------------------------------------------------------------------- membership inference
+
+MIA = {
+    "full": {"pool": 1000, "steps": 1500, "shadows": 8, "dp_shadows": 4, "dp_steps": 200, "dp_batch": 50, "eps": 8.0},
+    "fast": {"pool": 200, "steps": 150, "shadows": 2, "dp_shadows": 2, "dp_steps": 20, "dp_batch": 20, "eps": 8.0},
+}
+
+
+MIA_HIDDEN = 128  # the attacked MLP: 784 -> 128 -> 10
+
+
+def _train_member_model(x, y, *, dp: bool, budget: dict, seed: int) -> tuple[MLPClassifier, float | None]:
+    if not dp:
+        return train_mlp(x, y, steps=budget["steps"], seed=seed, hidden=MIA_HIDDEN), None
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = MLPClassifier(MLPClassifierConfig(hidden=MIA_HIDDEN))
+    q = budget["dp_batch"] / len(x)
+    sigma = noise_for_epsilon(budget["eps"], q, budget["dp_steps"], DELTA)
+    phase = dp_phase(
+        model, ce_sample_loss, max_norm=1.0, noise_multiplier=sigma, expected_batch_size=budget["dp_batch"], lr=2e-3
+    )
+    loader = PoissonLoader(x, y, q=q, seed=seed)
+    fit(
+        model,
+        loader,
+        steps=budget["dp_steps"],
+        phases=[phase],
+        generator=torch.Generator().manual_seed(seed),
+        progress=False,
+    )
+    return model.eval(), epsilon(q, sigma, budget["dp_steps"], DELTA)
+
+
+@torch.no_grad()
+def _per_example(model: MLPClassifier, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = model(x)
+    return torch.nn.functional.cross_entropy(logits, y, reduction="none"), logit_confidence(logits, y)
+
+
+def membership(dp: bool, *, eps: float = 8.0, fast: bool | None = None, cache: bool = True) -> dict[str, Any]:
+    """The attacks on the overfit MLP (``dp=False``) or its DP twin at ``eps``: scores, AUCs, TPR at 1% FPR.
+
+    Members: the first half of a pool of training digits; non-members: the second half. Returns
+    ``loss_scores``/``lira_scores`` (pool,), ``member`` (pool,) bool, ``auc_loss``, ``auc_lira``,
+    ``tpr1_loss``, ``tpr1_lira``, ``train_acc``, ``test_acc`` and ``epsilon`` (None without DP).
+    """
+    fast = fast_mode() if fast is None else fast
+    _check_eps(eps)
+    b = dict(MIA["fast" if fast else "full"])
+    b["eps"] = float(eps) if dp else b["eps"]  # the overfit model has no epsilon
+    x, y = load_mnist("train")
+    g = torch.Generator().manual_seed(123)
+    idx = torch.randperm(len(x), generator=g)[: b["pool"]]
+    px, py = x[idx], y[idx]
+    member = torch.zeros(b["pool"], dtype=torch.bool)
+    member[: b["pool"] // 2] = True
+
+    def compute() -> dict[str, Any]:
+        target, eps = _train_member_model(px[member], py[member], dp=dp, budget=b, seed=0)
+        loss, phi = _per_example(target, px, py)
+        shadow_phi, shadow_in = [], []
+        for k in range(b["dp_shadows" if dp else "shadows"]):
+            # shadows in complementary pairs: every example is IN for one of a pair, OUT for the other
+            rank = torch.randperm(b["pool"], generator=torch.Generator().manual_seed(1000 + k // 2))
+            ins = (rank < b["pool"] // 2) ^ bool(k % 2)
+            sm, _ = _train_member_model(px[ins], py[ins], dp=dp, budget=b, seed=k + 1)
+            shadow_phi.append(_per_example(sm, px, py)[1])
+            shadow_in.append(ins)
+        xt, yt = load_mnist("test", limit=300 if fast else None)
+        return {
+            "loss_scores": -loss,
+            "lira_scores": torch.from_numpy(
+                lira_scores(phi.numpy(), torch.stack(shadow_phi).numpy(), torch.stack(shadow_in).numpy())
+            ),
+            "train_acc": _accuracy(target, px[member], py[member]),
+            "test_acc": _accuracy(target, xt, yt),
+            "epsilon": eps,
+        }
+
+    key = {"budget": b, "dp": dp, "hidden": MIA_HIDDEN, "v": 1}
+    name = f"mia_{'dp' if dp else 'overfit'}{'' if eps == 8.0 or not dp else f'_eps{eps:g}'}{'_fast' if fast else ''}"
+    out = dict(cached(name, key, compute) if cache else compute())
+    m = member.numpy()
+    for kind in ("loss", "lira"):
+        s = out[f"{kind}_scores"] = np.asarray(out[f"{kind}_scores"], dtype=np.float64)
+        out[f"auc_{kind}"] = auc(s[m], s[~m])
+        out[f"tpr1_{kind}"] = tpr_at_fpr(s[m], s[~m], 0.01)
+    out["member"] = m
+    return out
