@@ -1,7 +1,9 @@
 """Ethics benchmark (chapter 19): watermarks, generated-image detection, copy search.
 
 Runs ``genai_lib.recipes.ethics`` afresh (``cache=False``: its own ``ch19_*`` results are
-recomputed and timed) on the generators of chapters 2, 3 and 6 and the chapter-7 character GPT,
+recomputed, timed and written to the cache the notebook reads; the detectors are trained once
+and reused while their training fakes are the same: delete ``ch19_detector_*`` to time them) on
+the generators of chapters 2, 3 and 6 and the chapter-7 character GPT,
 which come from the shared cache (their training, from an empty cache about 45 minutes on 2
 cores, is not part of ``seconds``):
 

@@ -194,3 +194,19 @@ def test_sequence_nats_matches_the_full_context_loss_when_the_text_fits():
     torch.testing.assert_close(sequence_nats(model, ids, 5), want.double(), atol=1e-5, rtol=0)
     longer = torch.randint(0, 12, (2, 70))  # longer than the block: windows overlapping by half
     assert sequence_nats(model, longer, 1).shape == (2,)
+
+
+def test_cached_refresh_computes_again_and_replaces_the_entry(tmp_path, monkeypatch):
+    from genai_lib.train_cache import cached
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"n": torch.tensor(len(calls))}
+
+    assert int(cached("x", {"a": 1}, compute)["n"]) == 1
+    assert int(cached("x", {"a": 1}, compute)["n"]) == 1  # loaded
+    assert int(cached("x", {"a": 1}, compute, refresh=True)["n"]) == 2  # computed again
+    assert int(cached("x", {"a": 1}, compute)["n"]) == 2 and len(calls) == 2  # and stored
