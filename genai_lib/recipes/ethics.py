@@ -216,10 +216,10 @@ def _ddpm(fast: bool, device: Any) -> Any:
 
 
 GENERATORS: dict[str, Any] = {"vae": _vae, "dcgan": _gan("dcgan"), "wgan": _gan("wgan"), "ddpm": _ddpm}
-DDIM_STEPS = 25  # DDIM steps of every diffusion sample and inversion in this chapter
+DDIM_STEPS = 20  # DDIM steps of every diffusion sample and inversion in this chapter
 
 # Fakes per generator: the detector's training half, then its test half (full / fast).
-SAMPLES = {"full": {"train": 2000, "test": 1000}, "fast": {"train": 200, "test": 100}}
+SAMPLES = {"full": {"train": 1000, "test": 500}, "fast": {"train": 200, "test": 100}}
 
 
 def _draw(name: str, model: Any, n: int, seed: int) -> torch.Tensor:
@@ -347,10 +347,10 @@ def copy_search(
 IMAGE_WM: dict[str, Any] = {
     "radius": 6,
     "key_seed": 1234,
-    "full": {"n": 200},
+    "full": {"n": 100},
     "fast": {"n": 16},
-    "noise": (0.05, 0.1, 0.2),  # std of Gaussian pixel noise, on [0, 1] images
-    "blur": (0.5, 1.0),  # std of a Gaussian blur, in pixels
+    "noise": (0.05, 0.1),  # std of Gaussian pixel noise, on [0, 1] images
+    "blur": (1.0,),  # std of a Gaussian blur, in pixels
 }
 
 
