@@ -260,7 +260,7 @@ def _digest(x: torch.Tensor) -> str:
     return hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()
 
 
-DETECTOR = ClassifierRecipe(ClassifierConfig(n_classes=2, width=16, feature_dim=64), epochs=4, fast_epochs=2)
+DETECTOR = ClassifierRecipe(ClassifierConfig(n_classes=2, width=16, feature_dim=64), epochs=30, fast_epochs=3)
 
 
 def _detector(name: str, fakes: dict[str, torch.Tensor], fast: bool, device: Any) -> Any:
@@ -342,10 +342,13 @@ def copy_search(
     return out
 
 
-# The image watermark: key radius (in Fourier bins of the 28 x 28 noise), key seed, samples per
-# class, and the attacks applied to the images before detection (full / fast).
+# The image watermark: key radius (in Fourier bins of the 28 x 28 noise), key seed, DDIM steps,
+# samples, and the attacks applied to the images before detection (full / fast). Measured on 40
+# images (2026-12-03): unconditional sampling and inversion with 50 steps, AUC 0.98 at radius 3
+# and 0.93 at radius 6; class-conditional sampling inverted without the label, 20 steps, 0.69.
 IMAGE_WM: dict[str, Any] = {
-    "radius": 6,
+    "radius": 3,
+    "steps": 50,
     "key_seed": 1234,
     "full": {"n": 100},
     "fast": {"n": 16},
@@ -381,7 +384,6 @@ def image_watermark(*, fast: bool | None = None, device: Any = None, cache: bool
     fast = fast_mode() if fast is None else fast
     n = IMAGE_WM["fast" if fast else "full"]["n"]
     key = {"wm": {k: v for k, v in IMAGE_WM.items() if k not in ("full", "fast")}, "n": n, "fast": fast}
-    key["ddim"] = DDIM_STEPS
 
     def compute() -> dict[str, Any]:
         model = _ddpm(fast, device)
@@ -389,15 +391,15 @@ def image_watermark(*, fast: bool | None = None, device: Any = None, cache: bool
         mask = ring_mask(size, IMAGE_WM["radius"])
         wkey = tree_ring_key(size, IMAGE_WM["radius"], generator=torch.Generator().manual_seed(IMAGE_WM["key_seed"]))
         g = torch.Generator().manual_seed(0)
-        labels = torch.arange(n) % 10  # sampled class-conditionally; inverted without the label
+        steps = IMAGE_WM["steps"]
         noise = torch.randn(n, *model.data_shape, generator=g)
         marked = embed_tree_ring(noise, wkey, mask)
         res: dict[str, Any] = {"key": wkey, "mask": mask, "dist_wm": {}, "dist_plain": {}}
         for tag, z in (("wm", marked), ("plain", torch.randn(n, *model.data_shape, generator=g))):
-            x = model.sample(n, steps=DDIM_STEPS, labels=labels, noise=z.to(model_device(model)))
+            x = model.sample(n, steps=steps, noise=z.to(model_device(model)))  # unconditional
             res[f"images_{tag}"] = x
             for attack, xa in _attacks(x, g).items():
-                inv = model.encode(xa.to(model_device(model)), steps=DDIM_STEPS).cpu()
+                inv = model.encode(xa.to(model_device(model)), steps=steps).cpu()
                 res[f"dist_{tag}"][attack] = tree_ring_distance(inv, wkey, mask)
                 if tag == "wm" and attack == "none":
                     res["recovery"] = float((inv - z).norm() / z.norm())
