@@ -210,3 +210,17 @@ def test_cached_refresh_computes_again_and_replaces_the_entry(tmp_path, monkeypa
     assert int(cached("x", {"a": 1}, compute)["n"]) == 1  # loaded
     assert int(cached("x", {"a": 1}, compute, refresh=True)["n"]) == 2  # computed again
     assert int(cached("x", {"a": 1}, compute)["n"]) == 2 and len(calls) == 2  # and stored
+
+
+def test_the_benchmark_calls_the_chapter_recipes():
+    import importlib.util
+    from pathlib import Path
+
+    from genai_lib.recipes import ethics
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ethics.py"
+    spec = importlib.util.spec_from_file_location("bench_ethics", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.text_watermark is ethics.text_watermark and bench.detector_table is ethics.detector_table
+    assert bench.image_watermark is ethics.image_watermark and bench.copy_search is ethics.copy_search

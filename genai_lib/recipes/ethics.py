@@ -216,20 +216,21 @@ def _ddpm(fast: bool, device: Any) -> Any:
 
 
 GENERATORS: dict[str, Any] = {"vae": _vae, "dcgan": _gan("dcgan"), "wgan": _gan("wgan"), "ddpm": _ddpm}
-DDIM_STEPS = 20  # DDIM steps of every diffusion sample and inversion in this chapter
+DDIM_STEPS = 20  # DDIM steps of the diffusion model's fakes (fast mode: FAST_DDIM_STEPS)
+FAST_DDIM_STEPS = 10
 
 # Fakes per generator: the detector's training half, then its test half (full / fast).
-SAMPLES = {"full": {"train": 1000, "test": 500}, "fast": {"train": 200, "test": 100}}
+SAMPLES = {"full": {"train": 1000, "test": 500}, "fast": {"train": 100, "test": 50}}
 
 
-def _draw(name: str, model: Any, n: int, seed: int) -> torch.Tensor:
+def _draw(name: str, model: Any, n: int, seed: int, steps: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     out = []
     for start in range(0, n, 500):
         k = min(500, n - start)
         if name == "ddpm":  # class-conditional, one label per digit in turn
             labels = (torch.arange(start, start + k) % 10).tolist()
-            out.append(model.sample(k, steps=DDIM_STEPS, labels=torch.tensor(labels), generator=g))
+            out.append(model.sample(k, steps=steps, labels=torch.tensor(labels), generator=g))
         else:
             out.append(model.sample(k, generator=g))
     return torch.cat(out).float().clamp(0, 1)
@@ -242,6 +243,7 @@ def generated_digits(
     0 and 1), each generator's cached as ``ch19_fakes_<name>``."""
     fast = fast_mode() if fast is None else fast
     size = SAMPLES["fast" if fast else "full"]
+    ddim = FAST_DDIM_STEPS if fast else DDIM_STEPS
     out = {}
     for name in names or tuple(GENERATORS):
         if name not in GENERATORS:
@@ -249,9 +251,9 @@ def generated_digits(
 
         def compute(name: str = name) -> dict[str, Any]:
             model = GENERATORS[name](fast, device)
-            return {split: _draw(name, model, size[split], seed) for seed, split in enumerate(("train", "test"))}
+            return {split: _draw(name, model, size[split], seed, ddim) for seed, split in enumerate(("train", "test"))}
 
-        key = {"name": name, "size": size, "fast": fast, "ddim": DDIM_STEPS}
+        key = {"name": name, "size": size, "fast": fast, "ddim": ddim}
         out[name] = _cached(f"ch19_fakes_{name}", key, compute, cache)
     return out
 
@@ -348,10 +350,9 @@ def copy_search(
 # and 0.93 at radius 6; class-conditional sampling inverted without the label, 20 steps, 0.69.
 IMAGE_WM: dict[str, Any] = {
     "radius": 3,
-    "steps": 50,
     "key_seed": 1234,
-    "full": {"n": 100},
-    "fast": {"n": 16},
+    "full": {"n": 100, "steps": 50},
+    "fast": {"n": 16, "steps": 10},
     "noise": (0.05, 0.1),  # std of Gaussian pixel noise, on [0, 1] images
     "blur": (1.0,),  # std of a Gaussian blur, in pixels
 }
@@ -382,8 +383,9 @@ def image_watermark(*, fast: bool | None = None, device: Any = None, cache: bool
     a smaller distance means watermarked, so the AUC scores the negated distance; ``recovery``
     is the relative error of the inverted noise of the unattacked watermarked images."""
     fast = fast_mode() if fast is None else fast
-    n = IMAGE_WM["fast" if fast else "full"]["n"]
-    key = {"wm": {k: v for k, v in IMAGE_WM.items() if k not in ("full", "fast")}, "n": n, "fast": fast}
+    n, steps = (IMAGE_WM["fast" if fast else "full"][k] for k in ("n", "steps"))
+    wm = {"radius": IMAGE_WM["radius"], "key_seed": IMAGE_WM["key_seed"], "steps": steps}
+    key = {"wm": {**wm, "noise": IMAGE_WM["noise"], "blur": IMAGE_WM["blur"]}, "n": n, "fast": fast}
 
     def compute() -> dict[str, Any]:
         model = _ddpm(fast, device)
@@ -391,7 +393,6 @@ def image_watermark(*, fast: bool | None = None, device: Any = None, cache: bool
         mask = ring_mask(size, IMAGE_WM["radius"])
         wkey = tree_ring_key(size, IMAGE_WM["radius"], generator=torch.Generator().manual_seed(IMAGE_WM["key_seed"]))
         g = torch.Generator().manual_seed(0)
-        steps = IMAGE_WM["steps"]
         noise = torch.randn(n, *model.data_shape, generator=g)
         marked = embed_tree_ring(noise, wkey, mask)
         res: dict[str, Any] = {"key": wkey, "mask": mask, "dist_wm": {}, "dist_plain": {}}
