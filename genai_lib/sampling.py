@@ -13,7 +13,8 @@ Chapters 7-8 of the course. For logits l over a vocabulary of V tokens:
 Filters return new logits (masked entries are ``-inf``) and never change their input, so they
 compose: temperature first, then top-k, then top-p, as :func:`sample_next` does.
 :func:`generate_tokens` is the one autoregressive loop every language model's ``generate``
-shares (GPT with its KV cache, the LSTM with its state, the n-gram with its counts).
+shares (GPT with its KV cache, the LSTM with its state, the n-gram with its counts); its
+``logits_processor`` hook changes each step's logits before the choice (chapter 19's watermark).
 
 Shape legend: ``...`` any leading dimensions (usually B), V vocabulary size.
 """
@@ -216,6 +217,7 @@ def check_generation(
 
 
 Step = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
+LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ids (B, T), logits (B, V)) -> logits
 
 
 def generate_tokens(
@@ -228,16 +230,22 @@ def generate_tokens(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
+    logits_processor: LogitsProcessor | None = None,
 ) -> torch.Tensor:
     """Continue ids ``idx`` (B, T) by ``max_new_tokens`` tokens -> (B, T + max_new_tokens).
 
     ``step(out, state) -> (logits (B, V), state)`` gives the next-token logits after the whole
     sequence ``out`` so far; ``state`` is ``None`` on the first call (read the prompt) and
     whatever the previous call returned afterwards (a KV cache, an LSTM state), so a model
-    feeds only the new token when it can. Each token is :func:`choose_next` of the logits.
+    feeds only the new token when it can. Each token is :func:`choose_next` of the logits, after
+    ``logits_processor(out, logits)`` when one is given (it sees every id so far, B x T).
     """
     check_generation(max_new_tokens, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
     check_generator("generator", generator)
+    if logits_processor is not None and not callable(logits_processor):
+        raise TypeError(
+            f"logits_processor must be callable (ids, logits) -> logits, got {type(logits_processor).__name__}"
+        )
     if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
         raise ValueError(f"idx must be a (B, T) tensor of token ids, got {getattr(idx, 'shape', type(idx).__name__)}")
     check_size(
@@ -251,6 +259,8 @@ def generate_tokens(
         return out
     logits, state = step(out, None)
     for i in range(max_new_tokens):
+        if logits_processor is not None:
+            logits = logits_processor(out, logits)
         nxt = choose_next(
             logits.float(), greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
         )  # (B, 1)
@@ -280,16 +290,19 @@ class TokenGenerator:
         top_p: float | None = None,
         generator: torch.Generator | None = None,
         greedy: bool = False,
+        logits_processor: LogitsProcessor | None = None,
         **options: Any,
     ) -> torch.Tensor:
         """Continue idx (B, T) by ``max_new_tokens`` tokens -> (B, T + max_new_tokens).
 
         ``greedy=True`` takes the argmax (temperature, top-k and top-p are then ignored); else
-        each token is drawn by :func:`sample_next` with ``generator``. ``options`` go to the
+        each token is drawn by :func:`sample_next` with ``generator``. ``logits_processor``
+        changes each step's logits first (see :func:`generate_tokens`). ``options`` go to the
         model's decoding step (GPT: ``use_cache``)."""
         idx = self._check_ids(idx, "idx")
         step = self._decode_step(**options)
         sampling = {"greedy": greedy, "temperature": temperature, "top_k": top_k, "top_p": top_p}
+        sampling["logits_processor"] = logits_processor
         with eval_mode(self):
             return generate_tokens(step, idx, max_new_tokens, generator=generator, **sampling)
 

@@ -196,18 +196,19 @@ def load_or_train(
     return trainer(model, loader, checkpoint=path, resume=resume, meta=meta, **fit_kwargs)
 
 
-def cached(name: str, key: Any, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def cached(name: str, key: Any, compute: Callable[[], dict[str, Any]], *, refresh: bool = False) -> dict[str, Any]:
     """``compute()`` once, then from ``cache_dir()/name.pt`` while ``key`` is the same.
 
     ``compute`` returns a dict of tensors and plain data (what a checkpoint may hold). The
     key is fingerprinted like :func:`load_or_train`'s; the file is written atomically.
+    ``refresh=True`` computes again and overwrites the entry (a benchmark timing the work).
     """
     path = cache_path(name)
     try:
         digest = {"digest": fingerprint(nn.Module(), {}, key)["digest"]}
     except TypeError as exc:
         raise TypeError(f"cached({name!r}): {exc}") from None
-    if path.exists():
+    if path.exists() and not refresh:
         try:
             state = load_checkpoint(path)
         except CheckpointError as exc:

@@ -2153,6 +2153,126 @@ PRIVACY_ROWS = [
 ]
 
 
+def _wm():
+    from genai_lib import watermark
+
+    return watermark
+
+
+def _fx():
+    from genai_lib import forensics
+
+    return forensics
+
+
+_GREEN = lambda: _wm().GreenList(10, gamma=0.5)
+ETHICS_ROWS = [
+    (
+        "wm delta negative",
+        lambda t: _wm().WatermarkProcessor(_GREEN(), delta=-1.0),
+        ValueError,
+        r"delta \(the watermark strength\) must be a finite number >= 0, got -1.0",
+    ),
+    ("wm delta nan", lambda t: _wm().WatermarkProcessor(_GREEN(), delta=float("nan")), ValueError, "delta"),
+    ("wm delta str", lambda t: _wm().WatermarkProcessor(_GREEN(), delta="2"), TypeError, "delta .* must be a number"),
+    (
+        "wm processor not a green list",
+        lambda t: _wm().WatermarkProcessor({}, delta=1.0),
+        TypeError,
+        "green must be a GreenList",
+    ),
+    ("wm gamma 0", lambda t: _wm().GreenList(10, gamma=0.0), ValueError, r"gamma .* must be in \(0, 1\), got 0.0"),
+    ("wm gamma 1", lambda t: _wm().GreenList(10, gamma=1.0), ValueError, r"must be in \(0, 1\), got 1.0"),
+    ("wm gamma 1.5", lambda t: _wm().GreenList(10, gamma=1.5), ValueError, r"must be in \(0, 1\)"),
+    ("wm gamma str", lambda t: _wm().GreenList(10, gamma="a"), TypeError, "gamma must be a number"),
+    ("wm vocab 1", lambda t: _wm().GreenList(1), ValueError, "vocab_size must be >= 2"),
+    ("wm key float", lambda t: _wm().GreenList(10, key=1.5), TypeError, "key must be an int"),
+    (
+        "wm empty text",
+        lambda t: _wm().watermark_z(torch.tensor([], dtype=torch.long), _GREEN()),
+        ValueError,
+        "at least 2 tokens",
+    ),
+    (
+        "wm one token",
+        lambda t: _wm().watermark_z(torch.tensor([3]), _GREEN()),
+        ValueError,
+        "at least 2 tokens .* got 1",
+    ),
+    ("wm float ids", lambda t: _wm().watermark_z(torch.rand(5), _GREEN()), TypeError, "integer token ids"),
+    (
+        "wm 3-d ids",
+        lambda t: _wm().watermark_z(torch.zeros(1, 2, 3, dtype=torch.long), _GREEN()),
+        ValueError,
+        r"\(T,\) or \(B, T\)",
+    ),
+    (
+        "wm id out of vocab",
+        lambda t: _wm().watermark_z(torch.tensor([0, 12]), _GREEN()),
+        ValueError,
+        r"token ids must be in \[0, 10\)",
+    ),
+    (
+        "wm processor logits shape",
+        lambda t: _wm().WatermarkProcessor(_GREEN())(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 9)),
+        ValueError,
+        r"logits must be \(B, 10\)",
+    ),
+    (
+        "wm edits fraction 2",
+        lambda t: _wm().random_token_edits(torch.zeros(1, 4, dtype=torch.long), 2.0, 10),
+        ValueError,
+        r"fraction must be a number in \[0, 1\]",
+    ),
+    ("wm ring past nyquist", lambda t: _wm().ring_mask(28, 14), ValueError, "Nyquist"),
+    (
+        "wm key shape",
+        lambda t: _wm().embed_tree_ring(torch.zeros(1, 1, 28, 28), torch.zeros(8, 8), _wm().ring_mask(28, 3)),
+        ValueError,
+        r"key must be \(28, 28\)",
+    ),
+    (
+        "wm noise not square",
+        lambda t: _wm().tree_ring_distance(torch.zeros(1, 1, 28, 20), torch.zeros(28, 28), torch.zeros(28, 28)),
+        ValueError,
+        "square",
+    ),
+    (
+        "wm channel out of range",
+        lambda t: _wm().embed_tree_ring(torch.zeros(1, 1, 8, 8), torch.zeros(8, 8), _wm().ring_mask(8, 2), channel=1),
+        ValueError,
+        "channel must be in",
+    ),
+    ("auc no positives", lambda t: _fx().roc_auc([], [1.0]), ValueError, "positives must hold at least one score"),
+    ("auc nan score", lambda t: _fx().roc_auc([float("nan")], [1.0]), ValueError, "positives must be finite"),
+    ("tpr at fpr 2", lambda t: _fx().tpr_at_fpr([1.0], [0.0], 2.0), ValueError, "fpr"),
+    (
+        "nn size mismatch",
+        lambda t: _fx().nearest_neighbours(torch.zeros(2, 4), torch.zeros(3, 5)),
+        ValueError,
+        "same size per item",
+    ),
+    (
+        "nn int queries",
+        lambda t: _fx().nearest_neighbours(torch.zeros(2, 4, dtype=torch.long), torch.zeros(3, 4)),
+        TypeError,
+        "floating-point",
+    ),
+    (
+        "nn empty reference",
+        lambda t: _fx().nearest_neighbours(torch.zeros(2, 4), torch.zeros(0, 4)),
+        ValueError,
+        "N >= 1",
+    ),
+    (
+        "copies quantile 2",
+        lambda t: _fx().near_copies(torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(3, 4), quantile=2.0),
+        ValueError,
+        "quantile",
+    ),
+]
+
+
 ROWS = (
     CHECKPOINT_ROWS
     + TRAIN_ROWS
@@ -2162,6 +2282,7 @@ ROWS = (
     + DATA_ROWS
     + TEXT_ROWS
     + SAMPLING_ROWS
+    + ETHICS_ROWS
     + METRIC_ROWS
     + WIDGET_ROWS
     + PLOT_ROWS
