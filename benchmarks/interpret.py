@@ -1,4 +1,4 @@
-"""Interpretability benchmark (chapter 17): disentanglement per beta, IG completeness, KernelSHAP error.
+"""Interpretability benchmark (chapter 17): disentanglement, IG completeness, KernelSHAP, induction head.
 
 Uses the chapter's recipes, cached like the notebook's (``GENAI_FAST=1``: the tiny budgets):
 
@@ -8,11 +8,15 @@ Uses the chapter's recipes, cached like the notebook's (``GENAI_FAST=1``: the ti
   steps, black baseline): the largest completeness gap |sum IG - (f(x) - f(0))| relative to the
   mean |logit|;
 - KernelSHAP on 16 patches (4 x 4) of one test digit with 2,048 sampled coalitions, against the
-  exact Shapley values from all 65,536 coalitions: the largest error relative to the largest value.
+  exact Shapley values from all 65,536 coalitions: the largest error relative to the largest value;
+- the copy GPT (``train_copy_gpt``) on 256 random sequences of period 8 repeated twice: the layer,
+  head and score of its top induction head, the best layer-0 previous-token score, and the loss on
+  the first and on the second copy (nats per token).
 
 No target is set by issue 15 for chapter 17; the numbers are what the notebook measures, in one line.
 Last line: ``interpret: mig_b1=.. mig_b2=.. ... mig_best=.. beta_best=.. ig_gap_rel=..
-kernelshap_err_rel=.. seconds=..``.
+kernelshap_err_rel=.. induction_layer=.. induction_head=.. induction_score=.. prev_token_score=..
+copy_loss_first=.. copy_loss_second=.. seconds=..``.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from genai_lib.attribution import (
     patch_players,
 )
 from genai_lib.data import load_mnist
+from genai_lib.interpret import induction_scores, previous_token_scores, repeated_tokens
 from genai_lib.recipes.classifier import mnist_classifier
-from genai_lib.recipes.interpret import shapes_betas, shapes_mig, train_shapes_vae
+from genai_lib.recipes.interpret import COPY_GPT, shapes_betas, shapes_mig, train_copy_gpt, train_shapes_vae
 
 
 def main() -> None:
@@ -58,6 +63,19 @@ def main() -> None:
     exact = exact_shapley(value, 16)
     est = kernel_shap(value, 16, n_samples=2048, generator=torch.Generator().manual_seed(0))
     out["kernelshap_err_rel"] = float((est - exact).abs().max() / exact.abs().max())
+
+    copy_gpt, _ = train_copy_gpt(progress=True)
+    period = COPY_GPT["periods"][1]
+    seqs = repeated_tokens(256, period, copy_gpt.cfg.vocab_size, generator=torch.Generator().manual_seed(0))
+    maps = copy_gpt.attention_maps(seqs)
+    scores = induction_scores(maps, period)  # (L, nh)
+    out["induction_layer"], out["induction_head"] = divmod(int(scores.argmax()), scores.shape[1])
+    out["induction_score"] = float(scores.max())
+    out["prev_token_score"] = float(previous_token_scores(maps)[0].max())
+    with torch.no_grad():
+        logits, _ = copy_gpt(seqs)
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), seqs[:, 1:], reduction="none").mean(0)
+    out["copy_loss_first"], out["copy_loss_second"] = float(nll[: period - 1].mean()), float(nll[period:].mean())
     out["seconds"] = time.perf_counter() - start
     print(
         "interpret: "

@@ -18,7 +18,8 @@ Chapter 17 of the course.
   frozen features, scored on held-out ones.
 - Induction heads (Olsson et al. 2022): on a random token sequence repeated twice, an induction
   head at position t of the second copy attends to the token *after* the earlier occurrence of
-  the current token, position t - period + 1.
+  the current token, position t - period + 1. It composes with a *previous-token* head in an
+  earlier layer (attention t -> t - 1), which tells each position which token preceded it.
 
 Shape legend: N examples, Z latent size, K factors, D feature width, L layers, nh heads,
 T sequence length, V vocabulary.
@@ -44,6 +45,7 @@ __all__ = [
     "logit_lens",
     "linear_probe",
     "induction_scores",
+    "previous_token_scores",
     "repeated_tokens",
 ]
 
@@ -221,23 +223,43 @@ def repeated_tokens(
     return torch.cat([first, first], dim=1)
 
 
-def induction_scores(maps: Any, period: int) -> torch.Tensor:
-    """Per-head induction score (L, nh) from attention maps (a list of L tensors (B, nh, T, T),
-    e.g. ``GPT.attention_maps`` of :func:`repeated_tokens`): the mean attention that positions
-    t >= period of the second copy pay to position t - period + 1."""
+def _check_maps(maps: Any) -> list[torch.Tensor]:
     if isinstance(maps, torch.Tensor):
         maps = [maps]
     if not isinstance(maps, (list, tuple)) or not maps:
         raise TypeError(f"maps must be a non-empty list of (B, nh, T, T) attention tensors, got {type(maps).__name__}")
-    check_positive("period", period)
-    scores = []
     for i, w in enumerate(maps):
         check_tensor(f"maps[{i}]", w, floating=True)
         if w.dim() != 4 or w.shape[-1] != w.shape[-2]:
             raise ValueError(f"maps[{i}] must be (B, nh, T, T), got {tuple(w.shape)}")
-        t_len = w.shape[-1]
-        if t_len <= period:
-            raise ValueError(f"period must be shorter than the sequence length {t_len}, got {period}")
-        t = torch.arange(period, t_len, device=w.device)
-        scores.append(w[:, :, t, t - period + 1].mean(dim=(0, 2)))  # (nh,)
+    return list(maps)
+
+
+def _offset_scores(maps: list[torch.Tensor], first: int, back: int) -> torch.Tensor:
+    """(L, nh): mean attention that queries t >= first pay to key t - back."""
+    scores = []
+    for w in maps:
+        t = torch.arange(first, w.shape[-1], device=w.device)
+        scores.append(w[:, :, t, t - back].mean(dim=(0, 2)))  # (nh,)
     return torch.stack(scores).float().cpu()
+
+
+def induction_scores(maps: Any, period: int) -> torch.Tensor:
+    """Per-head induction score (L, nh) from attention maps (a list of L tensors (B, nh, T, T),
+    e.g. ``GPT.attention_maps`` of :func:`repeated_tokens`): the mean attention that positions
+    t >= period of the second copy pay to position t - period + 1."""
+    maps = _check_maps(maps)
+    check_positive("period", period)
+    t_len = maps[0].shape[-1]
+    if t_len <= period:
+        raise ValueError(f"period must be shorter than the sequence length {t_len}, got {period}")
+    return _offset_scores(maps, period, period - 1)
+
+
+def previous_token_scores(maps: Any) -> torch.Tensor:
+    """Per-head previous-token score (L, nh): the mean attention that positions t >= 1 pay to
+    position t - 1 (1 for a head that always reads the token just before its own)."""
+    maps = _check_maps(maps)
+    if maps[0].shape[-1] < 2:
+        raise ValueError(f"previous-token scores need sequences of at least 2 positions, got {maps[0].shape[-1]}")
+    return _offset_scores(maps, 1, 1)

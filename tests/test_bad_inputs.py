@@ -1997,6 +1997,13 @@ INTERPRET_ROWS = [
         ValueError,
         "shorter",
     ),
+    ("previous-token maps empty", lambda t: interpret.previous_token_scores([]), TypeError, "non-empty list"),
+    (
+        "previous-token one position",
+        lambda t: interpret.previous_token_scores([torch.ones(1, 1, 1, 1)]),
+        ValueError,
+        "at least 2 positions",
+    ),
     ("shapes size 8", lambda t: shapes.ShapesSpec(size=8), ValueError, "at least 16"),
     ("shapes n_x 0", lambda t: shapes.ShapesSpec(n_x=0), ValueError, "n_x must be > 0"),
     ("shapes n_scale float", lambda t: shapes.ShapesSpec(n_scale=2.5), TypeError, "n_scale must be an int"),

@@ -24,6 +24,7 @@ from genai_lib.interpret import (
     linear_probe,
     logit_lens,
     mig,
+    previous_token_scores,
     repeated_tokens,
 )
 from genai_lib.models.gpt import GPT, GPTConfig
@@ -234,6 +235,30 @@ def test_induction_score_of_a_hand_built_attention_pattern():
     assert float(scores[0, 0]) == 0.0 and float(scores[0, 2]) < 0.2
     assert divmod(int(scores.argmax()), 3) in ((0, 1), (1, 1))  # the induction head is found
     torch.testing.assert_close(scores[1], scores[0].flip(0))
+
+
+def test_previous_token_score_of_a_hand_built_attention_pattern():
+    t_len = 10
+    w = torch.zeros(2, 3, t_len, t_len)
+    w[..., 0, 0] = 1
+    for t in range(1, t_len):
+        w[:, 0, t, t] = 1  # head 0: attends to itself
+        w[:, 1, t, t - 1] = 1  # head 1: previous token
+        w[:, 2, t, : t + 1] = 1 / (t + 1)  # head 2: uniform
+    w[1, 1, 5] = 0
+    w[1, 1, 5, 0] = 1  # one query of one sequence looks elsewhere: 17 of 18 rows hit
+    scores = previous_token_scores([w, w.flip(1)])
+    assert scores.shape == (2, 3)
+    torch.testing.assert_close(scores[0, 1], torch.tensor(17 / 18))
+    assert float(scores[0, 0]) == 0.0
+    uniform = sum(1 / (t + 1) for t in range(1, t_len)) / (t_len - 1)
+    torch.testing.assert_close(scores[0, 2], torch.tensor(uniform))
+    torch.testing.assert_close(scores[1], scores[0].flip(0))
+    # an induction pattern is not a previous-token pattern (period 5: key t - 4)
+    ind = torch.zeros(1, 1, t_len, t_len)
+    for t in range(t_len):
+        ind[0, 0, t, t - 4 if t >= 5 else t] = 1
+    assert float(previous_token_scores(ind)) == 0.0 and float(induction_scores(ind, 5)) == 1.0
 
 
 def test_repeated_tokens_repeat():

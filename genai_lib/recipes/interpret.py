@@ -7,9 +7,13 @@ seed 0; one model per ``beta`` of ``SHAPES_BETAS`` (beta-VAE, Higgins et al. 201
 ``ch17_shapes_vae_b<beta>``. :func:`shapes_mig` scores a model's posterior means with the
 mutual-information gap. Fast mode (``GENAI_FAST=1``): ``fast_epochs`` passes and two betas.
 
-``COPY_GPT``: a two-layer GPT trained on a stream where copying pays (:func:`copy_stream`: random
-segments of 8-16 tokens, each followed by itself), the model chapter 17 runs its induction-head
-test on beside chapter 7's English GPT; cached as ``ch17_copy_gpt``.
+``COPY_GPT``: a two-layer, four-head GPT with rotary (relative) positions trained on a stream where
+copying pays (:func:`copy_stream`: random segments of 4-8 tokens, each followed by itself), the
+model chapter 17 runs its induction-head test on beside chapter 7's English GPT; cached as
+``ch17_copy_gpt``. With rotary positions and periods that vary, no fixed offset copies, and the
+model learns the two-layer circuit of Olsson et al. 2022 (a previous-token head in layer 0, induction
+heads in layer 1). An earlier version with learned absolute positions and periods 8-16 learned a
+layer-0 positional shortcut instead. Fast mode: ``fast_steps`` (too few for the circuit to form).
 """
 
 from __future__ import annotations
@@ -121,13 +125,14 @@ def shapes_mig(model: VAE, *, bins: int = 20) -> tuple[float, torch.Tensor]:
 
 COPY_GPT = {
     "vocab": 64,  # token ids 0..63
-    "periods": (8, 16),  # segment lengths, drawn uniformly (varied, so no single offset copies)
+    "periods": (4, 8),  # segment lengths, drawn uniformly (varied, so no single offset copies)
     "tokens": 1_000_000,  # length of the training stream
-    "config": {"block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 64, "pos": "learned"},
-    "steps": 1000,  # AdamW steps of 128 windows (fast mode: fast_steps)
-    "fast_steps": 60,
-    "batch_size": 128,
-    "lr": 3e-3,
+    "config": {"block_size": 24, "n_layer": 2, "n_head": 4, "n_embd": 64, "pos": "rope"},
+    "steps": 3000,  # AdamW steps of 64 windows (fast mode: fast_steps)
+    "fast_steps": 150,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
 }
 
 
@@ -162,6 +167,7 @@ def train_copy_gpt(*, fast: bool | None = None, device: Any = None, progress: bo
             batch_size=r["batch_size"],
             lr=r["lr"],
             min_lr=r["lr"] / 10,
+            weight_decay=r["weight_decay"],
             warmup=50,
             generator=torch.Generator().manual_seed(0),
             name="ch17_copy_gpt",
