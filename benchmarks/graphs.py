@@ -45,7 +45,8 @@ def graphs_part() -> dict[str, Any]:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     nc = node_classifiers()
-    print(f"  node classification: karate {nc['karate']} sbm {nc['sbm']} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    took = time.perf_counter() - t0
+    print(f"  node classification: karate {nc['karate']} sbm {nc['sbm']} ({took:.0f} s)", flush=True)
     lp = link_prediction()
     print(f"  link prediction: sbm {lp['sbm']} lesmis {lp['lesmis']} ({time.perf_counter() - t0:.0f} s)", flush=True)
     gg = graph_generators()

@@ -24,8 +24,9 @@ training set), QED (Bickerton et al. 2012) and ring sizes. Link prediction: ROC 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from itertools import combinations
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np

@@ -15,8 +15,9 @@ Random BFS orderings of a graph (GraphRNN's trick to shorten adjacency rows) are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -133,7 +134,7 @@ def batch_graphs(graphs: Sequence[Graph]) -> Graph:
         raise ValueError("graphs is empty: need at least one graph to batch")
     offsets = np.cumsum([0] + [g.num_nodes for g in graphs[:-1]])
     x = torch.cat([g.x for g in graphs])
-    ei = torch.cat([g.edge_index + int(o) for g, o in zip(graphs, offsets)], 1)
+    ei = torch.cat([g.edge_index + int(o) for g, o in zip(graphs, offsets, strict=True)], 1)
     batch = torch.cat([torch.full((g.num_nodes,), i, dtype=torch.long) for i, g in enumerate(graphs)])
     ys = [g.y for g in graphs]
     y = torch.cat(ys) if all(t is not None for t in ys) else None
@@ -253,7 +254,7 @@ def community_small(n_graphs: int = 100, *, p: float = 0.7, generator: torch.Gen
         k = max(1, round(0.05 * n))
         a = torch.randint(0, half, (k,), generator=gen)
         b = torch.randint(half, n, (k,), generator=gen)
-        g.add_edges_from(zip(a.tolist(), b.tolist()))
+        g.add_edges_from(zip(a.tolist(), b.tolist(), strict=True))
         if nx.is_connected(g):
             out.append(g)
     return out
@@ -264,7 +265,8 @@ def grid_graphs(min_side: int = 10, max_side: int = 20) -> list[nx.Graph]:
     check_positive("min_side", min_side)
     if max_side <= min_side:
         raise ValueError(f"max_side must be > min_side, got {max_side} <= {min_side}")
-    return [nx.convert_node_labels_to_integers(nx.grid_2d_graph(i, j)) for i in range(min_side, max_side) for j in range(min_side, max_side)]
+    sides = range(min_side, max_side)
+    return [nx.convert_node_labels_to_integers(nx.grid_2d_graph(i, j)) for i in sides for j in sides]
 
 
 def bfs_order(g: nx.Graph, *, generator: torch.Generator | None = None) -> list[int]:

@@ -109,7 +109,14 @@ class GATLayer(nn.Module):
     """Graph attention with ``heads`` heads of ``out_dim`` channels (Velickovic et al. 2018)."""
 
     def __init__(
-        self, in_dim: int, out_dim: int, *, heads: int = 1, concat: bool = True, dropout: float = 0.0, slope: float = 0.2
+        self,
+        in_dim: int,
+        out_dim: int,
+        *,
+        heads: int = 1,
+        concat: bool = True,
+        dropout: float = 0.0,
+        slope: float = 0.2,
     ) -> None:
         super().__init__()
         for name, v in (("in_dim", in_dim), ("out_dim", out_dim), ("heads", heads)):

@@ -17,25 +17,25 @@ Fast mode (``GENAI_FAST=1``): smaller graphs, fewer molecules and steps; the sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 import numpy as np
 import torch
 
+from genai_lib.data import make_loader
 from genai_lib.graph_metrics import graph_mmd, link_auc_ap, molecule_metrics
 from genai_lib.graphs import Graph, bfs_order, community_small, karate_club, les_miserables, sbm_graph, split_edges
 from genai_lib.models.gnn import GAE, GAEConfig, NodeClassifier, NodeClassifierConfig
-from genai_lib.models.graph_gen import GraphRNN, GraphRNNConfig, encode_graph, GraphVAE, GraphVAEConfig
+from genai_lib.models.graph_gen import GraphRNN, GraphRNNConfig, GraphVAE, GraphVAEConfig, encode_graph
 from genai_lib.molecules import MAX_VALENCE, graph_to_smiles, load_nci, mol_to_graph
-from genai_lib.data import make_loader
 from genai_lib.train_cache import cached, load_or_train
 from genai_lib.utils import fast_mode
 
 __all__ = [
     "SBM", "sbm", "node_classifiers", "link_prediction", "spectral_scores", "graph_generators",
-    "graphs_to_sequences", "molecule_data", "molecule_batch", "train_molecule_generator", "sample_molecules", "molecule_scores",
+    "graphs_to_sequences", "molecule_data", "molecule_batch", "train_molecule_generator", "sample_molecules",
+    "molecule_scores",
     "MOL_CFG", "MOL_CFG_FAST",
 ]  # fmt: skip
 
@@ -148,7 +148,9 @@ def link_prediction(*, fast: bool | None = None, device: Any = None, progress: b
 # --------------------------------------------------------------------------- graph generation
 
 
-def graphs_to_sequences(graphs: list[nx.Graph], model: GraphRNN, orders: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def graphs_to_sequences(
+    graphs: list[nx.Graph], model: GraphRNN, orders: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """GraphRNN targets of ``orders`` random BFS orderings of each untyped graph."""
     gen = torch.Generator().manual_seed(seed)
     ts, rows = [], []
@@ -202,7 +204,8 @@ def graph_generators(
                           lr_schedule="cosine", progress=progress, log_every=20)  # fmt: skip
     vae = _built(GraphVAE, GraphVAEConfig(max_nodes=20, hidden=r["hidden"]), device)
     adj, mask = _padded(train, 20, orders)
-    h_vae = load_or_train(vae, make_loader(adj, mask, batch_size=r["batch"], generator=torch.Generator().manual_seed(0)),
+    vae_loader = make_loader(adj, mask, batch_size=r["batch"], generator=torch.Generator().manual_seed(0))
+    h_vae = load_or_train(vae, vae_loader,
                           name=f"graphvae_comm_{mode}", key={"v": 1, "n": len(adj)}, steps=steps, lr=1e-3,
                           generator=torch.Generator().manual_seed(0), progress=progress, log_every=20)  # fmt: skip
     gen = torch.Generator().manual_seed(1)
