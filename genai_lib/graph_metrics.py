@@ -176,14 +176,23 @@ def qed_values(smiles: Sequence[str]) -> np.ndarray:
     from rdkit import Chem
     from rdkit.Chem import QED
 
-    return np.array([QED.qed(Chem.MolFromSmiles(s)) for s in smiles])
+    mols = [Chem.MolFromSmiles(s) for s in smiles]
+    bad = [s for s, m in zip(smiles, mols, strict=True) if m is None]
+    if bad:
+        raise ValueError(f"not valid SMILES: {bad[:3]!r}")
+    return np.array([QED.qed(m) for m in mols])
 
 
 def ring_sizes(smiles: Sequence[str]) -> np.ndarray:
     """Every ring's size (RDKit's smallest set of smallest rings), over all molecules."""
     from rdkit import Chem
 
-    sizes = [len(r) for s in smiles for r in Chem.MolFromSmiles(s).GetRingInfo().AtomRings()]
+    sizes: list[int] = []
+    for s in smiles:
+        mol = Chem.MolFromSmiles(s)  # keep the molecule alive while its ring info is read
+        if mol is None:
+            raise ValueError(f"not a valid SMILES: {s!r}")
+        sizes.extend(len(r) for r in mol.GetRingInfo().AtomRings())
     return np.array(sizes, dtype=int)
 
 

@@ -104,7 +104,8 @@ def graph_to_smiles(types: torch.Tensor, bonds: torch.Tensor) -> str | None:
         return None
     if len(chem.GetMolFrags(m)) != 1:
         return None
-    return chem.MolToSmiles(m)
+    smiles = chem.MolToSmiles(m)
+    return smiles if chem.MolFromSmiles(smiles) is not None else None  # it must also read back
 
 
 def load_nci(max_atoms: int = 20, *, limit: int | None = None) -> list[str]:

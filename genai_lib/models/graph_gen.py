@@ -7,8 +7,10 @@
   nodes, independently. Typed nodes and edges make it a molecule generator; one node type and
   one edge type make it a plain graph generator. Sampling can enforce valences (the bond
   orders that still fit on both atoms), as molecular graph generators do; a node with no edge
-  to the nodes before it ends the graph (GraphRNN's end rule), so graphs come out connected.
-  GraphRNN marks the end by an all-zero row; an explicit end-of-graph type does the same.
+  GraphRNN marks the end of a graph by an all-zero row; here an explicit end-of-graph type does,
+  and a node that is not the end must join an earlier one: if its sampled row is all zero, one
+  edge is drawn from the row's distribution conditioned on having exactly one edge (the BFS
+  order guarantees every true node but the first such an edge), so graphs come out connected.
 - :class:`GraphVAE` (Simonovsky & Komodakis 2018, simplified): a dense two-layer GCN encoder on the
   padded adjacency matrix, a Gaussian latent per graph, an MLP that decodes every node's
   existence and every edge's probability at once. GraphVAE matches the output to the input
@@ -170,6 +172,7 @@ class GraphRNN(nn.Module):
             el = self.edge_out(torch.cat([out[:, 0], self.type_cond(ti.to(dev).unsqueeze(1))[:, 0]], -1))
             el = el.view(n, self.m, c.edge_types + 1).cpu() / temperature
             row = torch.full((n, self.m), IGNORE, dtype=torch.long)
+            allowed = torch.ones(n, max(i, 1), c.edge_types + 1, dtype=torch.bool)
             if valence is not None:
                 room_new = valence[ti.clamp(max=c.node_types - 1)].clone()
             for j in range(i):
@@ -178,13 +181,22 @@ class GraphRNN(nn.Module):
                     other = i - 1 - j
                     used = (adj[:, other, :]).sum(1)
                     room = torch.minimum(room_new, valence[types[:, other].clamp(min=0)] - used)
-                    logits[orders.unsqueeze(0) > room.unsqueeze(1)] = -torch.inf
+                    allowed[:, j] = orders.unsqueeze(0) <= room.unsqueeze(1)
+                    logits[~allowed[:, j]] = -torch.inf
                 e = (logits + gumbel(logits.shape)).argmax(1)
                 row[:, j] = e
                 if valence is not None:
                     room_new = room_new - e
             if i > 0:
-                alive &= (row[:, :i] > 0).any(1)  # no edge to the earlier nodes: the graph ends
+                lonely = (row[:, :i] <= 0).all(1) & alive
+                if bool(lonely.any()):  # exactly one edge, drawn from p(row | one edge)
+                    odds = el[:, :i, 1:] - el[:, :i, :1]  # log p(e) / p(none) per earlier node
+                    odds = odds.masked_fill(~allowed[:, :i, 1:], -torch.inf).flatten(1)
+                    pick = (odds + gumbel(odds.shape)).argmax(1)
+                    ok = torch.isfinite(odds.max(1).values)
+                    fix = lonely & ok
+                    row[fix, pick[fix] // c.edge_types] = pick[fix] % c.edge_types + 1
+                    alive &= ~lonely | ok  # no room left anywhere: the graph ends
             types[alive, i] = ti[alive]
             for j in range(i):
                 adj[alive, i, i - 1 - j] = adj[alive, i - 1 - j, i] = row[alive, j]
