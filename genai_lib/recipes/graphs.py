@@ -61,6 +61,14 @@ def _mode(fast: bool | None) -> str:
     return "fast" if (fast_mode() if fast is None else fast) else "full"
 
 
+def _train(*args: Any, trainer: Any = load_or_train, **kwargs: Any) -> Any:
+    """Train (or load) with the global RNG seeded and restored: dropout draws from it, so a run
+    gives the same model whatever ran before it in the process."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return trainer(*args, **kwargs)
+
+
 def _built(cls: Any, cfg: Any, device: Any) -> Any:
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -96,7 +104,7 @@ def node_classifiers(*, fast: bool | None = None, device: Any = None, progress: 
         for kind in ("gcn", "gat", "mlp"):
             cfg = NodeClassifierConfig(in_dim=g.x.shape[1], n_classes=int(g.y.max()) + 1, kind=kind)
             model = _built(NodeClassifier, cfg, device)
-            h = load_or_train(model, [(g, mask)], name=f"gnn_{name}_{kind}_{mode}", key={"v": 1, "n": g.num_nodes},
+            h = _train(model, [(g, mask)], name=f"gnn_{name}_{kind}_{mode}", key={"v": 2, "n": g.num_nodes},
                               steps=steps, lr=0.01, weight_decay=5e-4, progress=progress, log_every=10)  # fmt: skip
             model.eval()
             out[name][kind] = model.accuracy(g.to(next(model.parameters()).device), ~mask.to(g.x.device))
@@ -131,7 +139,7 @@ def link_prediction(*, fast: bool | None = None, device: Any = None, progress: b
         res: dict[str, tuple[float, float]] = {}
         for kind in ("gae", "vgae"):
             model = _built(GAE, GAEConfig(in_dim=g.x.shape[1], variational=kind == "vgae"), device)
-            h = load_or_train(model, [(train,)], name=f"gae_{name}_{kind}_{mode}", key={"v": 1, "n": g.num_nodes},
+            h = _train(model, [(train,)], name=f"gae_{name}_{kind}_{mode}", key={"v": 2, "n": g.num_nodes},
                               steps=GAE_STEPS[mode], lr=0.01, generator=torch.Generator().manual_seed(0),
                               progress=progress, log_every=10)  # fmt: skip
             dev = next(model.parameters()).device
@@ -199,14 +207,14 @@ def graph_generators(
     orders, steps = r["orders"], r["steps"]
     rnn = _built(GraphRNN, GraphRNNConfig(max_nodes=20, hidden=r["hidden"], emb=r["hidden"] // 2), device)
     t, rows = graphs_to_sequences(train, rnn, orders)
-    h_rnn = load_or_train(rnn, make_loader(t, rows, batch_size=r["batch"], generator=torch.Generator().manual_seed(0)),
-                          name=f"graphrnn_comm_{mode}", key={"v": 1, "n": len(t)}, steps=steps, lr=3e-3,
+    h_rnn = _train(rnn, make_loader(t, rows, batch_size=r["batch"], generator=torch.Generator().manual_seed(0)),
+                          name=f"graphrnn_comm_{mode}", key={"v": 2, "n": len(t)}, steps=steps, lr=3e-3,
                           lr_schedule="cosine", progress=progress, log_every=20)  # fmt: skip
     vae = _built(GraphVAE, GraphVAEConfig(max_nodes=20, hidden=r["hidden"]), device)
     adj, mask = _padded(train, 20, orders)
     vae_loader = make_loader(adj, mask, batch_size=r["batch"], generator=torch.Generator().manual_seed(0))
-    h_vae = load_or_train(vae, vae_loader,
-                          name=f"graphvae_comm_{mode}", key={"v": 1, "n": len(adj)}, steps=steps, lr=1e-3,
+    h_vae = _train(vae, vae_loader,
+                          name=f"graphvae_comm_{mode}", key={"v": 2, "n": len(adj)}, steps=steps, lr=1e-3,
                           generator=torch.Generator().manual_seed(0), progress=progress, log_every=20)  # fmt: skip
     gen = torch.Generator().manual_seed(1)
     samples = {
@@ -271,11 +279,11 @@ def train_molecule_generator(
     loader = make_loader(t, rows, batch_size=r["batch"], generator=torch.Generator().manual_seed(0))
     kw = {"steps": r["steps"], "lr": 2e-3, "lr_schedule": "cosine", "progress": progress, "log_every": 20}
     if cache:
-        h = load_or_train(model, loader, name=f"graphrnn_nci_{mode}", key={"v": 1, "n": len(t)}, **kw)
+        h = _train(model, loader, name=f"graphrnn_nci_{mode}", key={"v": 2, "n": len(t)}, **kw)
     else:
         from genai_lib.train import fit
 
-        h = fit(model, loader, **kw)
+        h = _train(model, loader, trainer=fit, **kw)
     model.eval()
     return model, {"loss": list(h.logs["loss"]), "train": data["train"], "test": data["test"]}
 
