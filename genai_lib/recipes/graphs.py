@@ -43,8 +43,8 @@ SBM = {  # the larger node-classification and link-prediction graph
     "full": {"blocks": 10, "block_size": 300, "p_in": 0.03, "p_out": 0.0002, "features": 16, "noise": 3.0},
     "fast": {"blocks": 3, "block_size": 80, "p_in": 0.08, "p_out": 0.002, "features": 16, "noise": 3.0},
 }
-NODE_STEPS = {"full": 300, "fast": 60}
-GAE_STEPS = {"full": 400, "fast": 80}
+NODE_STEPS = {"full": 300, "fast": 40}
+GAE_STEPS = {"full": 400, "fast": 50}
 GEN = {  # GraphRNN / GraphVAE on community-small: steps, batch, BFS orderings per graph, GRU width
     "full": {"steps": 2000, "batch": 64, "orders": 32, "hidden": 128},
     "fast": {"steps": 60, "batch": 32, "orders": 2, "hidden": 64},
