@@ -115,7 +115,7 @@ def test_vgae_on_two_node_graph_kl_and_reconstruction():
     recon = math.log1p(math.exp(-logit)) + math.log1p(math.exp(logit))  # -log s(l) - log(1 - s(l))
     assert math.isclose(logs["recon"], recon, rel_tol=1e-5), (logs, recon, neg)
     mu, logstd = model.encode(g)
-    assert math.isclose(logs["kl"], float(gaussian_kl_nodes(mu, logstd)) / 2, rel_tol=1e-5)
+    assert math.isclose(logs["kl"], float(gaussian_kl_nodes(mu, logstd).detach()) / 2, rel_tol=1e-5)
     assert math.isclose(float(loss), logs["recon"] + logs["kl"], rel_tol=1e-6)
 
 
@@ -283,6 +283,9 @@ def test_molecule_generator_api_in_fast_mode(monkeypatch, tmp_path):
     smiles = sample_molecules(model, 16, generator=torch.Generator().manual_seed(0))
     assert len(smiles) == 16 and sum(s is not None for s in smiles) >= 14
     assert smiles == sample_molecules(model, 16, generator=torch.Generator().manual_seed(0))
+    assert sorted(p.name for p in (tmp_path / "fast").glob("*.pt")) == ["graphrnn_nci_fast.pt", "nci_smiles_fast.pt"]
+    again, _ = train_molecule_generator(fast=True)  # trained once, then loaded
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))
 
 
 def test_layers_equal_pytorch_geometric_with_copied_weights():
