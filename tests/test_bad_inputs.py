@@ -2306,6 +2306,7 @@ def _health():
 
 _TWO_COL = torch.tensor([[1.0, 2.0], [3.0, 5.0], [4.0, 1.0]])
 _CONST_COL = torch.tensor([[1.0, 7.0], [3.0, 7.0], [4.0, 7.0]])
+_IMGS = torch.zeros(2, 1, 28, 28)
 
 HEALTH_ROWS = [
     ("tab empty table", lambda t: _tab()[0].TableScaler(2).fit(torch.zeros(0, 2)), ValueError, "x is an empty table"),
@@ -2324,13 +2325,13 @@ HEALTH_ROWS = [
     ("copula empty", lambda t: _tab()[1].GaussianCopula().fit(torch.zeros(0, 3)), ValueError, "empty table"),
     ("copula constant", lambda t: _tab()[1].GaussianCopula().fit(_CONST_COL), ValueError, "column 1 is constant"),
     ("copula unfitted", lambda t: _tab()[1].GaussianCopula().sample(3), ValueError, "fit"),
-    ("fid auc one class", lambda t: _fid().logistic_auc(_TWO_COL, [1, 1, 1], _TWO_COL, [0, 1, 1]), ValueError, "one class"),
+    ("fid auc one class", lambda t: _fid().logistic_auc(_TWO_COL, [1, 1, 1], _TWO_COL, [0, 1, 1]), ValueError, "one"),
     ("fid auc labels", lambda t: _fid().logistic_auc(_TWO_COL, [0, 1], _TWO_COL, [0, 1, 1]), ValueError, "train_y"),
     ("fid auc not 0/1", lambda t: _fid().logistic_auc(_TWO_COL, [0, 2, 1], _TWO_COL, [0, 1, 1]), ValueError, "0/1"),
     ("fid ks width", lambda t: _fid().marginal_ks(_TWO_COL, torch.zeros(3, 3)), ValueError, "fake must have 2"),
     ("fid dcr width", lambda t: _fid().closest_record_distance(torch.zeros(3, 3), _TWO_COL), ValueError, "query"),
-    ("aug method", lambda t: _aug().augment_scarce("mixup", torch.zeros(2, 1, 28, 28), torch.zeros(2)), ValueError, "method"),
-    ("aug cgan no gan", lambda t: _aug().augment_scarce("cgan", torch.zeros(2, 1, 28, 28), torch.full((2,), 8)), ValueError, "gan="),
+    ("aug method", lambda t: _aug().augment_scarce("mixup", _IMGS, torch.zeros(2)), ValueError, "method"),
+    ("aug cgan no gan", lambda t: _aug().augment_scarce("cgan", _IMGS, torch.full((2,), 8)), ValueError, "gan="),
     ("health eps 0", lambda t: _health().train_tabular_vae(0.0), ValueError, "eps"),
     ("health kind", lambda t: _health().synthetic_patients("gan"), ValueError, "kind"),
 ]

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genai_lib._checks import check_generator, check_positive, check_tensor, plain_fields
+from genai_lib._checks import check_generator, check_positive, plain_fields
 from genai_lib.models._layers import mlp
 from genai_lib.models.vae import gaussian_kl
 from genai_lib.utils import normal_noise, split_batch, uniform_noise
@@ -158,7 +158,9 @@ class TabularVAE(nn.Module):
         nll = torch.where(self.scaler.is_binary, bern, gauss).sum(-1)
         return nll, gaussian_kl(mu, logvar)
 
-    def noise_for(self, batch: tuple[torch.Tensor, ...], generator: torch.Generator | None = None) -> tuple[torch.Tensor]:
+    def noise_for(
+        self, batch: tuple[torch.Tensor, ...], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor]:
         """Reparameterisation noise (B, Z) for a batch: ``dp_phase(extra=model.noise_for)``."""
         x = batch[0]
         return (normal_noise((x.shape[0], self.cfg.z_dim), generator=generator, device=x.device, dtype=x.dtype),)

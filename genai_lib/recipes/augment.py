@@ -11,7 +11,8 @@ the scarce digit's recall and the overall accuracy:
   shifted and thickened (:func:`genai_lib.models._layers.random_distort`);
 - ``"cgan"``: the ``KEEP`` real examples plus ``TARGET - KEEP`` samples of the chapter-3
   conditional GAN, trained here on the *same* imbalanced set (its scarce digit oversampled so the
-  generator sees it in every few batches): it never sees the removed digits.
+  generator sees it in every few batches): it never sees the removed digits;
+- ``"cgan+classical"``: the ``"cgan"`` rows, each then distorted as in ``"classical"``.
 
 ``train_scarce_cgan()`` is cached as ``ch14_cgan_scarce``; ``scarce_experiment()`` caches its
 scores as ``ch14_scarce``.
@@ -47,10 +48,10 @@ __all__ = [
 SCARCE_DIGIT = 8  # the digit cut down
 KEEP = 20  # its training examples left
 TARGET = 400  # its rows after oversampling or augmentation (the other digits have 400 each)
-METHODS = ("base", "oversample", "classical", "cgan")
+METHODS = ("base", "oversample", "classical", "cgan", "cgan+classical")
 SCARCE = {  # budgets: cGAN generator steps, classifier steps, classifier seeds averaged
     "full": {"gan_steps": 2000, "clf_steps": 1000, "seeds": (0, 1, 2), "limit": None, "target": 400},
-    "fast": {"gan_steps": 40, "clf_steps": 120, "seeds": (0,), "limit": 1000, "target": 100},
+    "fast": {"gan_steps": 30, "clf_steps": 80, "seeds": (0,), "limit": 1000, "target": 100},
 }
 
 
@@ -114,9 +115,11 @@ def augment_scarce(
         new = random_distort(_repeat_scarce(x, y, target), generator=gen).clamp(0, 1)
     else:
         if gan is None:
-            raise ValueError("method 'cgan' needs gan=, the trained conditional GAN")
+            raise ValueError(f"method {method!r} needs gan=, the trained conditional GAN")
         labels = torch.full((target - len(few),), SCARCE_DIGIT)
         new = torch.cat([few, gan.sample(len(labels), labels=labels, generator=gen)])
+        if method == "cgan+classical":
+            new = random_distort(new, generator=gen).clamp(0, 1)
     return torch.cat([x[rest], new]), torch.cat([y[rest], torch.full((len(new),), SCARCE_DIGIT)])
 
 
@@ -150,5 +153,5 @@ def scarce_experiment(*, fast: bool | None = None, cache: bool = True) -> dict[s
             }
         return out
 
-    key = {"budget": b, "digit": SCARCE_DIGIT, "keep": KEEP, "v": 1}
+    key = {"budget": b, "digit": SCARCE_DIGIT, "keep": KEEP, "methods": METHODS, "v": 1}
     return cached(f"ch14_scarce{'_fast' if fast else ''}", key, compute) if cache else compute()
