@@ -132,3 +132,34 @@ def test_scarce_set_and_augmentations():
     assert not torch.equal(a1, o)  # the distortions changed the images
     with pytest.raises(ValueError, match="target"):
         augment_scarce("oversample", x, y, target=5)
+
+
+class _Categorical(torch.nn.Module):
+    """A toy generator over 20 items: logits, sampled by index; item k scores k."""
+
+    def __init__(self):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.zeros(20))
+
+    def loss(self, batch):
+        (idx,) = batch if isinstance(batch, (tuple, list)) else (batch,)
+        return torch.nn.functional.cross_entropy(self.logits.expand(len(idx), -1), idx), {}
+
+
+def test_fine_tune_on_best_raises_the_score_of_a_toy_generator():
+    from genai_lib.recipes.steering import fine_tune_on_best
+
+    def sample(m, n, generator):
+        idx = torch.multinomial(torch.softmax(m.logits.detach(), 0), n, replacement=True, generator=generator)
+        return [None if i == 0 else int(i) for i in idx]  # item 0 is "invalid"
+
+    torch.manual_seed(0)
+    m = _Categorical()
+    recs = fine_tune_on_best(
+        m, sample=sample, score=lambda items: np.array(items, float), to_batch=lambda items: (torch.tensor(items),),
+        rounds=3, n=400, top=0.2, steps=30, lr=0.1,
+    )  # fmt: skip
+    means = [float(r["scores"].mean()) for r in recs]
+    assert len(recs) == 4 and means[-1] > means[0] + 3
+    assert all(min(r["kept"]) >= np.quantile(r["scores"], 0.7) for r in recs[:-1])
+    assert recs[0]["valid"] < 1 and recs[-1]["kept"] == []
