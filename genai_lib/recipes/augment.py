@@ -51,7 +51,7 @@ TARGET = 400  # its rows after oversampling or augmentation (the other digits ha
 METHODS = ("base", "oversample", "classical", "cgan", "cgan+classical")
 SCARCE = {  # budgets: cGAN generator steps, classifier steps, classifier seeds averaged
     "full": {"gan_steps": 2000, "clf_steps": 1000, "seeds": (0, 1, 2), "limit": None, "target": 400},
-    "fast": {"gan_steps": 30, "clf_steps": 80, "seeds": (0,), "limit": 1000, "target": 100},
+    "fast": {"gan_steps": 20, "clf_steps": 50, "seeds": (0,), "limit": 1000, "target": 100},
 }
 
 

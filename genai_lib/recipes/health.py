@@ -69,7 +69,7 @@ class TabularBudget:
 
 TABULAR = {
     "full": TabularBudget(steps=2000, batch=64, lr=2e-3, dp_steps=600, max_norm=5.0),
-    "fast": TabularBudget(steps=100, batch=64, lr=2e-3, dp_steps=20, max_norm=5.0),
+    "fast": TabularBudget(steps=60, batch=64, lr=2e-3, dp_steps=20, max_norm=5.0),
 }
 TAB_CFG = TabularVAEConfig(n_columns=31, binary=(30,), z_dim=8, hidden=128, depth=2)
 
