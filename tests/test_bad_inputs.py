@@ -2304,6 +2304,13 @@ def _health():
     return health
 
 
+def _steer(**kw):
+    from genai_lib.recipes.steering import fine_tune_on_best
+
+    fns = {"sample": lambda m, n, generator: [1] * n, "score": len, "to_batch": lambda items: (torch.zeros(1),)}
+    return fine_tune_on_best(torch.nn.Linear(1, 1), **fns, **kw)
+
+
 _TWO_COL = torch.tensor([[1.0, 2.0], [3.0, 5.0], [4.0, 1.0]])
 _CONST_COL = torch.tensor([[1.0, 7.0], [3.0, 7.0], [4.0, 7.0]])
 _IMGS = torch.zeros(2, 1, 28, 28)
@@ -2334,6 +2341,10 @@ HEALTH_ROWS = [
     ("aug cgan no gan", lambda t: _aug().augment_scarce("cgan", _IMGS, torch.full((2,), 8)), ValueError, "gan="),
     ("health eps 0", lambda t: _health().train_tabular_vae(0.0), ValueError, "eps"),
     ("health kind", lambda t: _health().synthetic_patients("gan"), ValueError, "kind"),
+    ("steer top 0", lambda t: _steer(top=0.0), ValueError, "top"),
+    ("steer top 2", lambda t: _steer(top=2.0), ValueError, "top"),
+    ("steer n 0", lambda t: _steer(n=0), ValueError, "n"),
+    ("steer rounds -1", lambda t: _steer(rounds=-1), ValueError, "rounds"),
 ]
 
 
