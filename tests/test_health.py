@@ -163,3 +163,30 @@ def test_fine_tune_on_best_raises_the_score_of_a_toy_generator():
     assert len(recs) == 4 and means[-1] > means[0] + 3
     assert all(min(r["kept"]) >= np.quantile(r["scores"], 0.7) for r in recs[:-1])
     assert recs[0]["valid"] < 1 and recs[-1]["kept"] == []
+
+
+def test_tabular_recipe_trains_once_then_loads(monkeypatch, tmp_path):
+    from genai_lib.recipes.health import train_tabular_vae
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    rng_before = torch.random.get_rng_state()
+    model, info = train_tabular_vae(fast=True)
+    assert torch.equal(torch.random.get_rng_state(), rng_before) and not model.training
+    assert info["loss"][-1] < info["loss"][0] and info["epsilon"] is None
+    assert list(tmp_path.rglob("tab_vae_nodp_fast.pt"))
+    again, info2 = train_tabular_vae(fast=True)
+    assert info2["loss"] == info["loss"] and torch.equal(again.log_scale, model.log_scale)
+
+
+def test_the_benchmark_calls_the_shared_recipes():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_applications_ch14.py"
+    spec = importlib.util.spec_from_file_location("bench_ch14", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from genai_lib.recipes import augment, health, steering
+
+    assert bench.patient_report is health.patient_report and bench.scarce_experiment is augment.scarce_experiment
+    assert bench.steer_molecules is steering.steer_molecules
