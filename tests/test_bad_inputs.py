@@ -2364,6 +2364,72 @@ def _graph_rows():
 
 
 GRAPH_ROWS = _graph_rows()
+def _tab():
+    from genai_lib.models import copula, tabular_vae
+
+    return tabular_vae, copula
+
+
+def _fid():
+    from genai_lib import fidelity
+
+    return fidelity
+
+
+def _aug():
+    from genai_lib.recipes import augment
+
+    return augment
+
+
+def _health():
+    from genai_lib.recipes import health
+
+    return health
+
+
+def _steer(**kw):
+    from genai_lib.recipes.steering import fine_tune_on_best
+
+    fns = {"sample": lambda m, n, generator: [1] * n, "score": len, "to_batch": lambda items: (torch.zeros(1),)}
+    return fine_tune_on_best(torch.nn.Linear(1, 1), **fns, **kw)
+
+
+_TWO_COL = torch.tensor([[1.0, 2.0], [3.0, 5.0], [4.0, 1.0]])
+_CONST_COL = torch.tensor([[1.0, 7.0], [3.0, 7.0], [4.0, 7.0]])
+_IMGS = torch.zeros(2, 1, 28, 28)
+
+HEALTH_ROWS = [
+    ("tab empty table", lambda t: _tab()[0].TableScaler(2).fit(torch.zeros(0, 2)), ValueError, "x is an empty table"),
+    ("tab one row", lambda t: _tab()[0].TableScaler(2).fit(torch.zeros(1, 2)), ValueError, "empty table"),
+    ("tab constant column", lambda t: _tab()[0].TableScaler(2).fit(_CONST_COL), ValueError, "column 1 is constant"),
+    ("tab not 2-d", lambda t: _tab()[0].TableScaler(2).fit(torch.zeros(4)), ValueError, r"shape \(N, D\)"),
+    ("tab wrong width", lambda t: _tab()[0].TableScaler(3).fit(_TWO_COL), ValueError, "must have 3 columns"),
+    ("tab nan", lambda t: _tab()[0].TableScaler(2).fit(_TWO_COL / 0 * 0), ValueError, "NaN or infinite"),
+    ("tab strings", lambda t: _tab()[0].check_table("x", "abc"), TypeError, "x must be a table"),
+    ("tab binary not 0/1", lambda t: _tab()[0].TableScaler(2, (1,)).fit(_TWO_COL), ValueError, "binary column 1"),
+    ("tab cfg binary out", lambda t: _tab()[0].TabularVAEConfig(n_columns=3, binary=(3,)), ValueError, "binary"),
+    ("tab cfg binary list", lambda t: _tab()[0].TabularVAEConfig(n_columns=3, binary=[0]), ValueError, "binary"),
+    ("tab cfg z 0", lambda t: _tab()[0].TabularVAEConfig(n_columns=3, z_dim=0), ValueError, "z_dim"),
+    ("tab cfg beta 0", lambda t: _tab()[0].TabularVAEConfig(n_columns=3, beta=0.0), ValueError, "beta"),
+    ("tab vae cfg type", lambda t: _tab()[0].TabularVAE({"n_columns": 3}), TypeError, "TabularVAEConfig"),
+    ("copula empty", lambda t: _tab()[1].GaussianCopula().fit(torch.zeros(0, 3)), ValueError, "empty table"),
+    ("copula constant", lambda t: _tab()[1].GaussianCopula().fit(_CONST_COL), ValueError, "column 1 is constant"),
+    ("copula unfitted", lambda t: _tab()[1].GaussianCopula().sample(3), ValueError, "fit"),
+    ("fid auc one class", lambda t: _fid().logistic_auc(_TWO_COL, [1, 1, 1], _TWO_COL, [0, 1, 1]), ValueError, "one"),
+    ("fid auc labels", lambda t: _fid().logistic_auc(_TWO_COL, [0, 1], _TWO_COL, [0, 1, 1]), ValueError, "train_y"),
+    ("fid auc not 0/1", lambda t: _fid().logistic_auc(_TWO_COL, [0, 2, 1], _TWO_COL, [0, 1, 1]), ValueError, "0/1"),
+    ("fid ks width", lambda t: _fid().marginal_ks(_TWO_COL, torch.zeros(3, 3)), ValueError, "fake must have 2"),
+    ("fid dcr width", lambda t: _fid().closest_record_distance(torch.zeros(3, 3), _TWO_COL), ValueError, "query"),
+    ("aug method", lambda t: _aug().augment_scarce("mixup", _IMGS, torch.zeros(2)), ValueError, "method"),
+    ("aug cgan no gan", lambda t: _aug().augment_scarce("cgan", _IMGS, torch.full((2,), 8)), ValueError, "gan="),
+    ("health eps 0", lambda t: _health().train_tabular_vae(0.0), ValueError, "eps"),
+    ("health kind", lambda t: _health().synthetic_patients("gan"), ValueError, "kind"),
+    ("steer top 0", lambda t: _steer(top=0.0), ValueError, "top"),
+    ("steer top 2", lambda t: _steer(top=2.0), ValueError, "top"),
+    ("steer n 0", lambda t: _steer(n=0), ValueError, "n"),
+    ("steer rounds -1", lambda t: _steer(rounds=-1), ValueError, "rounds"),
+]
 
 
 ROWS = (
@@ -2388,6 +2454,7 @@ ROWS = (
     + INTERPRET_ROWS
     + PRIVACY_ROWS
     + GRAPH_ROWS
+    + HEALTH_ROWS
 )
 
 
