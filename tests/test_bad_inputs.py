@@ -2280,6 +2280,90 @@ ETHICS_ROWS = [
 ]
 
 
+# --------------------------------------------------------------------------- graphs (chapter 11)
+
+
+def _lt(*cols):
+    return torch.tensor(cols, dtype=torch.long).T.reshape(2, -1)
+
+
+def _gcn_on(x, ei):
+    from genai_lib.models.gnn import GCNLayer
+
+    return GCNLayer(2, 2)(x, ei)
+
+
+def _graph_rows():
+    import networkx as nx
+
+    from genai_lib import graph_metrics as gm
+    from genai_lib import graphs as gr
+    from genai_lib.models import gnn
+    from genai_lib.models import graph_gen as gg
+
+    k = gr.karate_club()
+    no_mask = torch.zeros(34, dtype=torch.bool)
+    clf = lambda: gnn.NodeClassifier(gnn.NodeClassifierConfig(34, 2))  # noqa: E731
+    rnn = lambda: gg.GraphRNN(gg.GraphRNNConfig(max_nodes=4, node_types=2))  # noqa: E731
+    z1 = torch.zeros(1, dtype=torch.long)
+    return [
+        ("edge_index out of range", lambda t: gr.check_edge_index(_lt((0, 5)), 3), ValueError, r"outside \[0, 2\]"),
+        ("edge_index negative id", lambda t: gr.check_edge_index(_lt((-1, 0)), 3), ValueError, r"outside \[0, 2\]"),
+        ("edge_index float", lambda t: gr.check_edge_index(torch.zeros(2, 1), 3), TypeError, "integer tensor"),
+        ("edge_index (3, E)", lambda t: gr.check_edge_index(torch.zeros(3, 1, dtype=torch.long), 3), ValueError,
+         r"shape \(2, E\)"),
+        ("edge_index a list", lambda t: gr.check_edge_index([[0], [1]], 3), TypeError, "torch.Tensor of node ids"),
+        ("make_graph self-loop", lambda t: gr.make_graph(_lt((1, 1)), 3), ValueError, "self-loop at node 1"),
+        ("make_graph x rows", lambda t: gr.make_graph(_lt((0, 1)), 3, x=torch.zeros(2, 4)), ValueError,
+         r"x must be a float tensor of shape \(3, F\)"),
+        ("GCN self-loop", lambda t: _gcn_on(torch.zeros(3, 2), _lt((0, 0))), ValueError, "self-loops are forbidden"),
+        ("GCN edge out of range", lambda t: _gcn_on(torch.zeros(3, 2), _lt((0, 3))), ValueError, r"outside \[0, 2\]"),
+        ("GCN empty graph", lambda t: _gcn_on(torch.zeros(0, 2), torch.zeros(2, 0, dtype=torch.long)), ValueError,
+         "the graph is empty"),
+        ("GCN float edges", lambda t: _gcn_on(torch.zeros(3, 2), torch.zeros(2, 1)), TypeError, "integer tensor"),
+        ("empty networkx graph", lambda t: gr.from_networkx(nx.Graph()), ValueError, "the graph is empty"),
+        ("batch no graphs", lambda t: gr.batch_graphs([]), ValueError, "graphs is empty"),
+        ("bfs of empty graph", lambda t: gr.bfs_order(nx.Graph()), ValueError, "the graph is empty"),
+        ("sbm p_in 1.5", lambda t: gr.sbm_graph(p_in=1.5), ValueError, r"p_in must be in \[0, 1\]"),
+        ("sbm 0 blocks", lambda t: gr.sbm_graph(blocks=0), ValueError, "blocks must be > 0"),
+        ("split val + test = 1", lambda t: gr.split_edges(k, val=0.5, test=0.5), ValueError, "val \\+ test must be"),
+        ("community 0 graphs", lambda t: gr.community_small(0), ValueError, "n_graphs must be > 0"),
+        ("grid max <= min", lambda t: gr.grid_graphs(5, 5), ValueError, "max_side must be > min_side"),
+        ("node classifier kind", lambda t: gnn.NodeClassifierConfig(4, 2, kind="cnn"), ValueError, "kind must be"),
+        ("GAT dropout 1", lambda t: gnn.GATLayer(2, 2, dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
+        ("node loss empty mask", lambda t: clf().loss((k, no_mask)), ValueError, "mask selects no node"),
+        ("node loss int mask", lambda t: clf().loss((k, no_mask.long())), ValueError, "mask must be a bool tensor"),
+        ("node loss no mask", lambda t: clf().loss(k), TypeError, r"batch \(graph, mask\)"),
+        ("node features 3 of 34", lambda t: clf()(gr.Graph(torch.zeros(34, 3), k.edge_index)), ValueError,
+         "must have 34 features"),
+        ("negative pairs of 1 node", lambda t: gnn.negative_edges(1, 4), ValueError, "at least 2 nodes"),
+        ("GraphRNN max_nodes 1", lambda t: gg.GraphRNNConfig(max_nodes=1), ValueError, "max_nodes must be >= 2"),
+        ("GraphVAE beta -1", lambda t: gg.GraphVAEConfig(beta=-1.0), ValueError, "beta must be >= 0"),
+        ("GraphRNN empty graph", lambda t: rnn().encode(z1[:0], torch.zeros(0, 0, dtype=torch.long)), ValueError,
+         "the graph is empty"),
+        ("GraphRNN 5 of 4 nodes", lambda t: rnn().encode(torch.zeros(5, dtype=torch.long),
+                                                          torch.zeros(5, 5, dtype=torch.long)), ValueError,
+         "more than max_nodes=4"),
+        ("GraphRNN type 2 of 2", lambda t: rnn().encode(z1 + 2, torch.zeros(1, 1, dtype=torch.long)), ValueError,
+         r"types must be in \[0, 1\]"),
+        ("GraphRNN self-loop", lambda t: rnn().encode(z1, torch.ones(1, 1, dtype=torch.long)), ValueError,
+         "symmetric with a zero diagonal"),
+        ("GraphRNN sample 0", lambda t: rnn().sample(0), ValueError, "n must be > 0"),
+        ("GraphRNN loss one tensor", lambda t: rnn().loss(torch.zeros(2, 5)), TypeError, r"batch \(t, rows\)"),
+        ("graph MMD statistic", lambda t: gm.graph_mmd([nx.path_graph(3)], [nx.path_graph(3)], "spectral"),
+         ValueError, "stat must be"),
+        ("graph MMD empty", lambda t: gm.graph_mmd([], [nx.path_graph(3)], "degree"), ValueError,
+         "reference is empty"),
+        ("graph MMD not graphs", lambda t: gm.graph_mmd([1], [nx.path_graph(3)], "degree"), TypeError,
+         "networkx graphs"),
+        ("orbits of 61 nodes", lambda t: gm.orbit_counts(nx.path_graph(61)), ValueError, "at most 60 nodes"),
+        ("molecule metrics empty", lambda t: gm.molecule_metrics([], ["C"]), ValueError, "generated is empty"),
+        ("QED of bad SMILES", lambda t: gm.qed_values(["C1CC"]), ValueError, "not valid SMILES"),
+        ("link AUC no negatives", lambda t: gm.link_auc_ap([0.5], []), ValueError, r"len\(neg\) must be > 0"),
+    ]  # fmt: skip
+
+
+GRAPH_ROWS = _graph_rows()
 def _tab():
     from genai_lib.models import copula, tabular_vae
 
@@ -2369,6 +2453,7 @@ ROWS = (
     + COMPRESS_ROWS
     + INTERPRET_ROWS
     + PRIVACY_ROWS
+    + GRAPH_ROWS
     + HEALTH_ROWS
 )
 
