@@ -25,7 +25,7 @@ import torch
 from genai_lib._checks import check_positive
 from genai_lib.utils import atomic_write, cache_root
 
-__all__ = ["Note", "VOICES", "ChoraleTokenizer", "load_chorales", "make_contiguous", "N_CHORALES"]
+__all__ = ["Note", "VOICES", "ChoraleTokenizer", "load_chorales", "make_contiguous", "midi_bytes", "N_CHORALES"]
 
 Note = tuple[int, int, float, float]  # (voice, pitch or -1, onset, duration), quarter notes
 VOICES = ("soprano", "alto", "tenor", "bass")
@@ -188,3 +188,22 @@ def load_chorales(n: int | None = None) -> list[list[Note]]:
     arrays = [torch.tensor(np.asarray(c, dtype=np.float64)) for c in chorales]
     atomic_write(path, lambda f: torch.save(arrays, f))
     return chorales
+
+
+def midi_bytes(notes: Sequence[Note], *, bpm: int = 120) -> bytes:
+    """Notes -> a standard MIDI file (bytes), one track per voice, via music21 (rests kept)."""
+    from music21 import meter, midi, note, stream, tempo
+
+    if not isinstance(notes, Sequence) or len(notes) == 0:
+        raise ValueError("a chorale needs at least one note, got no notes")
+    check_positive("bpm", bpm)
+    score = stream.Score()
+    for v in sorted({int(n[0]) for n in notes}):
+        part = stream.Part()
+        part.insert(0, tempo.MetronomeMark(number=bpm))
+        part.insert(0, meter.TimeSignature("4/4"))
+        for _, p, o, d in (n for n in notes if int(n[0]) == v):
+            el = note.Rest(quarterLength=d) if p < 0 else note.Note(int(p), quarterLength=d)
+            part.insert(float(o), el)
+        score.insert(0, part)
+    return midi.translate.music21ObjectToMidiFile(score).writestr()

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from genai_lib.models.gpt import GPT, GPTConfig
-from genai_lib.music import ChoraleTokenizer, load_chorales, make_contiguous
+from genai_lib.music import ChoraleTokenizer, load_chorales, make_contiguous, midi_bytes
 from genai_lib.music_metrics import interval_histogram, pitch_class_histogram, total_variation
 from genai_lib.recipes.audio import generate_chorale, gpt_nll, ngram_nll
 
@@ -49,6 +49,16 @@ def test_encode_refuses_what_it_cannot_round_trip():
         tok.encode([(0, 120, 0.0, 1.0)])
     with pytest.raises(ValueError, match="voice"):
         tok.encode([(4, 60, 0.0, 1.0)])
+
+
+def test_midi_bytes_read_back():
+    from music21 import converter
+
+    data = midi_bytes(SMALL)
+    assert data[:4] == b"MThd"
+    score = converter.parse(data, format="midi")
+    got = sorted(int(n.pitch.midi) for n in score.flatten().notes)
+    assert got == sorted(p for _, p, _, _ in SMALL if p >= 0)
 
 
 def test_make_contiguous_fills_gaps_cuts_overlaps_and_keeps_top_notes():
@@ -93,7 +103,7 @@ def test_gpt_nll_equals_cross_entropy_within_one_block():
     model = GPT(GPTConfig(vocab_size=20, block_size=32, n_layer=1, n_head=2, n_embd=16)).eval()
     ids = torch.randint(0, 20, (25,), generator=torch.Generator().manual_seed(0))
     logits, _ = model(ids[None, :-1])
-    want = float(F.cross_entropy(logits[0], ids[1:]))
+    want = F.cross_entropy(logits[0], ids[1:]).item()
     assert gpt_nll(model, ids) == pytest.approx(want, rel=1e-5)
     long = torch.randint(0, 20, (200,), generator=torch.Generator().manual_seed(1))
     assert math.isfinite(gpt_nll(model, long))
