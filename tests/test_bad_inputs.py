@@ -55,16 +55,16 @@ from genai_lib.models.attention import CausalSelfAttention, KVCache, rope_tables
 from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
 from genai_lib.models.gan import DCGAN, DCGANConfig, GANConfig, ToyGAN, interpolate
 from genai_lib.models.gpt import GPT, GPTConfig, estimate_mfu, extend_vocab
+from genai_lib.models.lpc import LinearPredictor, LPCConfig
 from genai_lib.models.lstm import LSTMLM, LSTMConfig
 from genai_lib.models.mixture import GaussianMixture, MixtureConfig, fit_em, kmeans_plus_plus
-from genai_lib.models.lpc import LinearPredictor, LPCConfig
 from genai_lib.models.ngram import NGram, NGramConfig
-from genai_lib.models.wavenet import WaveNet, WaveNetConfig, mu_law_decode, mu_law_encode, receptive_field
-from genai_lib.music import ChoraleTokenizer, load_chorales
-from genai_lib.music_metrics import pitch_class_histogram, total_variation
 from genai_lib.models.preference import DPOLoss, RewardModel, SFTLoss, bradley_terry_loss, dpo_loss, masked_nll
 from genai_lib.models.vae import VAE, VAEConfig, bernoulli_nll, gaussian_kl, neg_elbo
 from genai_lib.models.vaegan import VAEGAN, VAEGANConfig
+from genai_lib.models.wavenet import WaveNet, WaveNetConfig, mu_law_decode, mu_law_encode, receptive_field
+from genai_lib.music import ChoraleTokenizer, load_chorales
+from genai_lib.music_metrics import pitch_class_histogram, total_variation
 from genai_lib.phases import DivergenceRule, Phase, Snapshots
 from genai_lib.sampling import (
     apply_temperature,
@@ -2309,10 +2309,18 @@ AUDIO_ROWS = [
     ("lpc noise", lambda t: LPCConfig(noise="cauchy"), ValueError, "noise must be one of"),
     ("lpc floor 0", lambda t: LPCConfig(floor=0.0), ValueError, r"floor must be in \(0, 1\)"),
     ("lpc float ids", lambda t: LinearPredictor(LPCConfig()).fit(torch.zeros(100)), TypeError, "long tensor"),
-    ("lpc too short", lambda t: LinearPredictor(LPCConfig(order=8)).fit(torch.zeros(5, dtype=torch.long)),
-     ValueError, "more than order=8"),  # fmt: skip
-    ("lpc predict unfitted", lambda t: LinearPredictor(LPCConfig()).predict(torch.zeros(64, dtype=torch.long)),
-     RuntimeError, "call fit"),  # fmt: skip
+    (
+        "lpc too short",
+        lambda t: LinearPredictor(LPCConfig(order=8)).fit(torch.zeros(5, dtype=torch.long)),
+        ValueError,
+        "more than order=8",
+    ),  # fmt: skip
+    (
+        "lpc predict unfitted",
+        lambda t: LinearPredictor(LPCConfig()).predict(torch.zeros(64, dtype=torch.long)),
+        RuntimeError,
+        "call fit",
+    ),  # fmt: skip
     ("audio int16", lambda t: check_audio("x", np.zeros(8, dtype=np.int16)), TypeError, "divide int16 by 32768"),
     ("audio int tensor", lambda t: wav_bytes(torch.zeros(8, dtype=torch.long)), TypeError, "floating waveform"),
     ("audio stereo", lambda t: wav_bytes(np.zeros((2, 8), dtype=np.float32)), ValueError, "1-D"),
@@ -2324,8 +2332,12 @@ AUDIO_ROWS = [
     ("audio rate float", lambda t: wav_bytes(np.zeros(4, dtype=np.float32), 8000.0), TypeError, "rate must be an int"),
     ("render no notes", lambda t: render_notes([]), ValueError, "got no notes"),
     ("render rate 10^6", lambda t: render_notes([(0, 60, 0.0, 1.0)], rate=10**6), ValueError, "rate must be in"),
-    ("render tempo 0", lambda t: render_notes([(0, 60, 0.0, 1.0)], seconds_per_quarter=0), ValueError,
-     "seconds_per_quarter must be > 0"),  # fmt: skip
+    (
+        "render tempo 0",
+        lambda t: render_notes([(0, 60, 0.0, 1.0)], seconds_per_quarter=0),
+        ValueError,
+        "seconds_per_quarter must be > 0",
+    ),  # fmt: skip
     ("render an hour", lambda t: render_notes([(0, 60, 0.0, 10**5)]), ValueError, "pass max_seconds"),
     ("tones 0 clips", lambda t: synth_tones(0), ValueError, "n_clips must be > 0"),
     ("windows too short", lambda t: windows(np.zeros(3, dtype=np.float32), 8), ValueError, "fewer than one window"),

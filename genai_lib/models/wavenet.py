@@ -261,7 +261,7 @@ class WaveNet(nn.Module):
         for i, conv in enumerate(convs):
             d = conv.dilation[0]
             q = queues[i]
-            past = q[:, :, :: d][:, :, : conv.kernel_size[0] - 1]  # inputs at t - (k-1)d, ..., t - d
+            past = q[:, :, ::d][:, :, : conv.kernel_size[0] - 1]  # inputs at t - (k-1)d, ..., t - d
             u = conv.step(past, h)
             queues[i] = torch.cat([q[:, :, 1:], h[:, :, None]], dim=2)  # push h, drop the oldest
             if i == 0:
