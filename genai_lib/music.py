@@ -25,7 +25,16 @@ import torch
 from genai_lib._checks import check_positive
 from genai_lib.utils import atomic_write, cache_root
 
-__all__ = ["Note", "VOICES", "ChoraleTokenizer", "load_chorales", "make_contiguous", "midi_bytes", "N_CHORALES"]
+__all__ = [
+    "Note",
+    "VOICES",
+    "ChoraleTokenizer",
+    "load_chorales",
+    "make_contiguous",
+    "midi_bytes",
+    "transpose",
+    "N_CHORALES",
+]
 
 Note = tuple[int, int, float, float]  # (voice, pitch or -1, onset, duration), quarter notes
 VOICES = ("soprano", "alto", "tenor", "bass")
@@ -55,6 +64,13 @@ def make_contiguous(notes: Sequence[Note]) -> list[Note]:
             out += _split(v, -neg_p if neg_p <= 0 else -1, max(s, t), e)
             t = e
     return sorted(out, key=lambda n: (n[2], n[0]))
+
+
+def transpose(notes: Sequence[Note], k: int) -> list[Note]:
+    """The notes moved by ``k`` semitones (rests stay rests): data augmentation by key."""
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int number of semitones, got {type(k).__name__}")
+    return [(v, p if p < 0 else p + k, o, d) for v, p, o, d in notes]
 
 
 def _split(v: int, p: int, s: int, e: int) -> list[Note]:

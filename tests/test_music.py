@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from genai_lib.models.gpt import GPT, GPTConfig
-from genai_lib.music import ChoraleTokenizer, load_chorales, make_contiguous, midi_bytes
+from genai_lib.music import ChoraleTokenizer, load_chorales, make_contiguous, midi_bytes, transpose
 from genai_lib.music_metrics import interval_histogram, pitch_class_histogram, total_variation
 from genai_lib.recipes.audio import generate_chorale, gpt_nll, ngram_nll
 
@@ -59,6 +59,11 @@ def test_midi_bytes_read_back():
     score = converter.parse(data, format="midi")
     got = sorted(int(n.pitch.midi) for n in score.flatten().notes)
     assert got == sorted(p for _, p, _, _ in SMALL if p >= 0)
+
+
+def test_transpose_keeps_rests():
+    up = transpose(SMALL, 2)
+    assert [p for _, p, _, _ in up] == [69, 45, 71, -1, 73] and [n[2:] for n in up] == [n[2:] for n in SMALL]
 
 
 def test_make_contiguous_fills_gaps_cuts_overlaps_and_keeps_top_notes():
@@ -113,7 +118,7 @@ def test_ngram_baseline_picks_its_best_order():
     tok = ChoraleTokenizer()
     stream = torch.tensor(tok.encode(SMALL) * 20)
     res = ngram_nll({"train": stream, "test": stream, "tokenizer": tok}, orders=(1, 3))
-    assert res["order"] == 3 and res["nll"] == min(res["table"].values()) < res["table"][1]
+    assert res["order"] == 3 and res["nll"] == min(res["table"].values()) < res["table"]["train:1"]
 
 
 # --------------------------------------------------------------------------- statistics
