@@ -2340,7 +2340,12 @@ AUDIO_ROWS = [
     ),  # fmt: skip
     ("render an hour", lambda t: render_notes([(0, 60, 0.0, 10**5)]), ValueError, "pass max_seconds"),
     ("tones 0 clips", lambda t: synth_tones(0), ValueError, "n_clips must be > 0"),
-    ("audio windows too short", lambda t: windows(np.zeros(3, dtype=np.float32), 8), ValueError, "fewer than one window"),
+    (
+        "audio windows too short",
+        lambda t: windows(np.zeros(3, dtype=np.float32), 8),
+        ValueError,
+        "fewer than one window",
+    ),
     ("chorale with no notes", lambda t: ChoraleTokenizer().encode([]), ValueError, "no notes"),
     ("chorale voice 4", lambda t: ChoraleTokenizer().encode([(4, 60, 0.0, 1.0)]), ValueError, "voice must be in"),
     ("chorale pitch 127", lambda t: ChoraleTokenizer().encode([(0, 127, 0.0, 1.0)]), ValueError, "pitch must be"),

@@ -143,3 +143,32 @@ def test_total_variation():
         total_variation([1.0], [0.5, 0.5])
     with pytest.raises(ValueError, match="no sounding notes"):
         pitch_class_histogram([(0, -1, 0.0, 1.0)])
+
+
+def test_audio_recipes_train_once_then_load_and_the_benchmark_calls_them(monkeypatch, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from genai_lib.recipes import audio as recipes
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    tiny = recipes.AudioRecipe(chorales=4, held_out=1, seconds=0.5, tones=2, window=256, wn_steps=3,
+                               wn_batch=2, gpt_steps=3, block=24, shifts=(0, 1))  # fmt: skip
+    monkeypatch.setitem(recipes.AUDIO, "fast", tiny)
+    rng = torch.random.get_rng_state()
+    wn, info = recipes.train_wavenet(fast=True)
+    assert not info["history"].from_cache and torch.equal(torch.random.get_rng_state(), rng)
+    wn2, info2 = recipes.train_wavenet(fast=True)
+    assert info2["history"].from_cache and torch.equal(wn2.out2.weight, wn.out2.weight)
+    gpt, g = recipes.train_chorale_gpt(fast=True)
+    gpt2, g2 = recipes.train_chorale_gpt(fast=True)
+    assert not g["history"].from_cache and g2["history"].from_cache
+    assert torch.equal(gpt2.lm_head.weight, gpt.lm_head.weight)
+    data = recipes.chorale_data(fast=True)
+    assert len(data["train_aug"]) > len(data["train"])  # the transposed copies
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "audio_music.py"
+    spec = importlib.util.spec_from_file_location("bench_audio_music", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.train_wavenet is recipes.train_wavenet and bench.train_chorale_gpt is recipes.train_chorale_gpt
+    assert bench.lpc_bits is recipes.lpc_bits and bench.ngram_nll is recipes.ngram_nll
