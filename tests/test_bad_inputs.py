@@ -29,6 +29,7 @@ from genai_lib import (
     widgets,
 )
 from genai_lib._checks import check_generator, check_positive, check_probability, check_tensor
+from genai_lib.audio import check_audio, render_notes, synth_tones, wav_bytes, windows
 from genai_lib.data import TensorLoader, load_digits8, load_mnist, make_loader, mnist_loaders, toy_2d
 from genai_lib.history import History, TrainingDivergedError
 from genai_lib.instruct import ChatTemplate, corrupt, exact_match, make_instructions, pad_batch, preference_pairs
@@ -54,12 +55,16 @@ from genai_lib.models.attention import CausalSelfAttention, KVCache, rope_tables
 from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
 from genai_lib.models.gan import DCGAN, DCGANConfig, GANConfig, ToyGAN, interpolate
 from genai_lib.models.gpt import GPT, GPTConfig, estimate_mfu, extend_vocab
+from genai_lib.models.lpc import LinearPredictor, LPCConfig
 from genai_lib.models.lstm import LSTMLM, LSTMConfig
 from genai_lib.models.mixture import GaussianMixture, MixtureConfig, fit_em, kmeans_plus_plus
 from genai_lib.models.ngram import NGram, NGramConfig
 from genai_lib.models.preference import DPOLoss, RewardModel, SFTLoss, bradley_terry_loss, dpo_loss, masked_nll
 from genai_lib.models.vae import VAE, VAEConfig, bernoulli_nll, gaussian_kl, neg_elbo
 from genai_lib.models.vaegan import VAEGAN, VAEGANConfig
+from genai_lib.models.wavenet import WaveNet, WaveNetConfig, mu_law_decode, mu_law_encode, receptive_field
+from genai_lib.music import ChoraleTokenizer, load_chorales
+from genai_lib.music_metrics import pitch_class_histogram, total_variation
 from genai_lib.phases import DivergenceRule, Phase, Snapshots
 from genai_lib.sampling import (
     apply_temperature,
@@ -2431,6 +2436,79 @@ HEALTH_ROWS = [
     ("steer rounds -1", lambda t: _steer(rounds=-1), ValueError, "rounds"),
 ]
 
+# --------------------------------------------------------------------------- audio and music (chapter 12)
+
+_WN = WaveNetConfig(n_layers=2, stacks=1, channels=4, skip_channels=4)
+AUDIO_ROWS = [
+    ("wavenet n_layers 0", lambda t: WaveNetConfig(n_layers=0), ValueError, "n_layers must be > 0"),
+    ("wavenet n_layers 17", lambda t: WaveNetConfig(n_layers=17), ValueError, "n_layers must be <= 16"),
+    ("wavenet channels float", lambda t: WaveNetConfig(channels=8.0), TypeError, "channels must be an int"),
+    ("wavenet classes 1", lambda t: WaveNetConfig(classes=1), ValueError, "classes must be >= 2"),
+    ("wavenet huge", lambda t: WaveNetConfig(channels=10**6), ValueError, SIZE),
+    ("wavenet needs its config", lambda t: WaveNet({"n_layers": 2}), TypeError, "needs a WaveNetConfig"),
+    ("receptive_field of a dict", lambda t: receptive_field({}), TypeError, "needs a WaveNetConfig"),
+    ("wavenet float input", lambda t: WaveNet(_WN)(torch.zeros(1, 8)), TypeError, "long tensor of class ids"),
+    ("wavenet 1-D input", lambda t: WaveNet(_WN)(torch.zeros(8, dtype=torch.long)), TypeError, r"\(B, T\) long"),
+    ("wavenet class 256", lambda t: WaveNet(_WN)(torch.full((1, 4), 256)), ValueError, r"class ids in \[0, 255\]"),
+    ("wavenet generate n 0", lambda t: WaveNet(_WN).generate(0), ValueError, "n must be > 0"),
+    ("wavenet generate generator", lambda t: WaveNet(_WN).generate(3, generator=1), TypeError, "generator must be"),
+    ("mu-law encode ints", lambda t: mu_law_encode(torch.zeros(4, dtype=torch.int16)), TypeError, "x must be"),
+    ("mu-law encode NaN", lambda t: mu_law_encode(torch.tensor([NAN])), ValueError, "x contains NaN or infinite"),
+    ("mu-law decode floats", lambda t: mu_law_decode(torch.zeros(3)), TypeError, "integer tensor of class ids"),
+    ("mu-law decode -1", lambda t: mu_law_decode(torch.tensor([-1])), ValueError, r"class ids in \[0, 255\]"),
+    ("lpc order 0", lambda t: LPCConfig(order=0), ValueError, "order must be > 0"),
+    ("lpc noise", lambda t: LPCConfig(noise="cauchy"), ValueError, "noise must be one of"),
+    ("lpc floor 0", lambda t: LPCConfig(floor=0.0), ValueError, r"floor must be in \(0, 1\)"),
+    ("lpc float ids", lambda t: LinearPredictor(LPCConfig()).fit(torch.zeros(100)), TypeError, "long tensor"),
+    (
+        "lpc too short",
+        lambda t: LinearPredictor(LPCConfig(order=8)).fit(torch.zeros(5, dtype=torch.long)),
+        ValueError,
+        "more than order=8",
+    ),  # fmt: skip
+    (
+        "lpc predict unfitted",
+        lambda t: LinearPredictor(LPCConfig()).predict(torch.zeros(64, dtype=torch.long)),
+        RuntimeError,
+        "call fit",
+    ),  # fmt: skip
+    ("audio int16", lambda t: check_audio("x", np.zeros(8, dtype=np.int16)), TypeError, "divide int16 by 32768"),
+    ("audio int tensor", lambda t: wav_bytes(torch.zeros(8, dtype=torch.long)), TypeError, "floating waveform"),
+    ("audio stereo", lambda t: wav_bytes(np.zeros((2, 8), dtype=np.float32)), ValueError, "1-D"),
+    ("audio empty", lambda t: wav_bytes(np.zeros(0, dtype=np.float32)), ValueError, "x is empty"),
+    ("audio too loud", lambda t: wav_bytes(np.full(4, 2.0, dtype=np.float32)), ValueError, r"\[-1, 1\]"),
+    ("audio NaN", lambda t: wav_bytes(np.full(4, np.nan, dtype=np.float32)), ValueError, "NaN or inf"),
+    ("audio a list", lambda t: wav_bytes([0.0, 0.1]), TypeError, "1-D float array"),
+    ("audio rate 100", lambda t: wav_bytes(np.zeros(4, dtype=np.float32), 100), ValueError, "rate must be in"),
+    ("audio rate float", lambda t: wav_bytes(np.zeros(4, dtype=np.float32), 8000.0), TypeError, "rate must be an int"),
+    ("render no notes", lambda t: render_notes([]), ValueError, "got no notes"),
+    ("render rate 10^6", lambda t: render_notes([(0, 60, 0.0, 1.0)], rate=10**6), ValueError, "rate must be in"),
+    (
+        "render tempo 0",
+        lambda t: render_notes([(0, 60, 0.0, 1.0)], seconds_per_quarter=0),
+        ValueError,
+        "seconds_per_quarter must be > 0",
+    ),  # fmt: skip
+    ("render an hour", lambda t: render_notes([(0, 60, 0.0, 10**5)]), ValueError, "pass max_seconds"),
+    ("tones 0 clips", lambda t: synth_tones(0), ValueError, "n_clips must be > 0"),
+    (
+        "audio windows too short",
+        lambda t: windows(np.zeros(3, dtype=np.float32), 8),
+        ValueError,
+        "fewer than one window",
+    ),
+    ("chorale with no notes", lambda t: ChoraleTokenizer().encode([]), ValueError, "no notes"),
+    ("chorale voice 4", lambda t: ChoraleTokenizer().encode([(4, 60, 0.0, 1.0)]), ValueError, "voice must be in"),
+    ("chorale pitch 127", lambda t: ChoraleTokenizer().encode([(0, 127, 0.0, 1.0)]), ValueError, "pitch must be"),
+    ("chorale triplet", lambda t: ChoraleTokenizer().encode([(0, 60, 0.0, 1 / 3)]), ValueError, "multiple of 1/4"),
+    ("chorale gap", lambda t: ChoraleTokenizer().encode([(0, 60, 1.0, 1.0)]), ValueError, "not contiguous"),
+    ("chorale decode nothing", lambda t: ChoraleTokenizer().decode([0, 1]), ValueError, "hold no notes"),
+    ("chorale tokenizer range", lambda t: ChoraleTokenizer(low=90, high=80), ValueError, "low < high"),
+    ("chorales n 0", lambda t: load_chorales(0), ValueError, "n must be > 0"),
+    ("pitch histogram empty", lambda t: pitch_class_histogram([]), ValueError, "non-empty list of chorales"),
+    ("TV negative", lambda t: total_variation([-1.0, 2.0], [0.5, 0.5]), ValueError, "non-negative"),
+]
+
 
 ROWS = (
     CHECKPOINT_ROWS
@@ -2455,6 +2533,7 @@ ROWS = (
     + PRIVACY_ROWS
     + GRAPH_ROWS
     + HEALTH_ROWS
+    + AUDIO_ROWS
 )
 
 
