@@ -3,9 +3,11 @@
 Trains from scratch (``cache=False``; ``--cache`` uses and fills the recipes' cache entries so
 that the notebooks then load the same models), in full mode:
 
-- chapter 13 (``genai_lib.recipes.applications``): the level GPT on 3,000 classical levels;
-  ``level_solvable`` is the fraction of 500 sampled levels (temperature 1) that the BFS solver
-  solves, ``level_novel`` the fraction of those not in the training set. The code GPT on the
+- chapter 13 (``genai_lib.recipes.applications``): the level GPT on 3,000 classical levels,
+  then fine-tuned once on its own solvable samples (``refine_level_gpt``: the solver as a
+  reward); ``level_solvable`` is the fraction of 500 levels sampled from the refined model
+  (temperature 1, layout rules) that the BFS solver solves, ``level_novel`` the fraction of
+  those not in the training set (the base model's numbers, free and with rules, are printed). The code GPT on the
   standard-library subset; ``code_parse`` is the fraction of completions (16 per prompt of
   ``genai_lib.code_corpus.PROMPTS``) at temperature ``CODE_TEMPERATURE`` that parse and have a body;
 - chapter 14 (``benchmarks/_applications_ch14.py``'s ``run_ch14(fast)`` when that file exists,
@@ -38,8 +40,14 @@ from typing import Any
 
 import torch
 
-from genai_lib.levels import level_stats
-from genai_lib.recipes.applications import code_validity, sample_levels, train_code_gpt, train_level_gpt
+from genai_lib.levels import level_stats, random_levels
+from genai_lib.recipes.applications import (
+    code_validity,
+    refine_level_gpt,
+    sample_levels,
+    train_code_gpt,
+    train_level_gpt,
+)
 from genai_lib.recipes.industry import (
     anomaly_eval,
     maintenance_eval,
@@ -57,11 +65,20 @@ CH14_KEYS = ("tstr_auc", "trtr_auc", "scarce_recall_aug", "scarce_recall_base", 
 
 def chapter13(fast: bool, cache: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
+    n = 100 if fast else 500
     model, info = train_level_gpt(fast=fast, cache=cache)
-    levels = sample_levels(model, 100 if fast else 500, temperature=LEVEL_TEMPERATURE,
-                           generator=torch.Generator().manual_seed(0))  # fmt: skip
+    for rules in (False, True):
+        levels = sample_levels(model, n, temperature=LEVEL_TEMPERATURE, rules=rules,
+                               generator=torch.Generator().manual_seed(0))  # fmt: skip
+        print(f"  level GPT, rules={rules}: {level_stats(levels, info['levels'])}", flush=True)
+    model, info = refine_level_gpt(fast=fast, cache=cache)
+    levels = sample_levels(
+        model, n, temperature=LEVEL_TEMPERATURE, rules=True, generator=torch.Generator().manual_seed(0)
+    )
     st = level_stats(levels, info["levels"])
-    print(f"  levels: {st} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"  refined level GPT (kept {info['kept']:.3f} of its samples), rules=True: {st}", flush=True)
+    print(f"  noise only: {level_stats(random_levels(n, seed=1))}", flush=True)
+    print(f"  levels ({time.perf_counter() - t0:.0f} s)", flush=True)
     t0 = time.perf_counter()
     model, info = train_code_gpt(fast=fast, cache=cache)
     temps = (0.2, CODE_TEMPERATURE, 0.8, 1.0)

@@ -155,8 +155,10 @@ def scenario_windows(values: Any, *, context: int, horizon: int, test_start: int
 
     def cut(ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ctx = np.stack([v[s : s + context] for s in ss]) if len(ss) else np.zeros((0, context, v.shape[1]), np.float32)
-        y = np.stack([v[s + context : s + context + horizon] for s in ss]) if len(ss) else np.zeros(
-            (0, horizon, v.shape[1]), np.float32
+        y = (
+            np.stack([v[s + context : s + context + horizon] for s in ss])
+            if len(ss)
+            else np.zeros((0, horizon, v.shape[1]), np.float32)
         )
         return ctx, y
 

@@ -284,11 +284,14 @@ class LevelTokenizer:
                 return logits + mask
             done = (r - 1) * (width - 2) + (c - 1)  # inner cells already written
             left = inner - done  # this one included
-            for b in range(out.shape[0]):
-                have = {t: bool((out[b] == ids[t]).any()) for t in "PGKD"}
-                need = [t for t in "PG" if not have[t]]
-                allowed = need if len(need) >= left else ["#", "."] + [t for t in "PGKD" if not have[t]]
-                mask[b, [ids[t] for t in allowed]] = 0
+            tiles = torch.tensor([ids[t] for t in "PGKD"], device=out.device)
+            have = (out[:, :, None] == tiles).any(1)  # (B, 4): P, G, K, D already placed
+            n_need = (~have[:, :2]).sum(1)  # P and G still missing
+            forced = n_need >= left  # (B,) only the missing P / G may go here
+            free = torch.tensor([ids["#"], ids["."]], device=out.device)
+            mask[:, free] = torch.where(forced, float("-inf"), 0.0)[:, None]
+            mask[:, tiles] = torch.where(have, float("-inf"), 0.0)
+            mask[:, tiles[2:]] = torch.where(forced[:, None], float("-inf"), mask[:, tiles[2:]])
             return logits + mask
 
         return process

@@ -8,7 +8,9 @@ quarters c of D series, it models the next ``horizon`` quarters y (H x D values)
     q(z | y, c) = N(m(y, c), diag exp(s(y, c))),
     loss = -E_q log p(y | z, c) + KL(q || N(0, I))          (the negative ELBO, nats per window)
 
-A scenario is a draw of z and then of y: the decoder's own noise is part of the scenario, so
+With ``changes=True`` (the default) y is modelled as its change from the last observed quarter,
+since the four series are persistent (a level is best predicted by the last one). A scenario is
+a draw of z and then of y: the decoder's own noise is part of the scenario, so
 its spread is a forecast distribution, not only a spread of means. Inputs and outputs are
 standardised with the buffers ``shift`` and ``scale`` (set from the training data by the recipe).
 
@@ -46,11 +48,16 @@ class ScenarioCVAEConfig:
     dims: int = 4  # D: series
     z_dim: int = 4  # Z: latent size
     hidden: int = 64  # width of the hidden layers
+    beta: float = 1.0  # weight of the KL term (1: the ELBO; > 1 keeps less of y in z, wider scenarios)
+    changes: bool = True  # model y minus the last context quarter (the series are persistent)
 
     def __post_init__(self) -> None:
         plain_fields(self)
         for name in ("context", "horizon", "dims", "z_dim", "hidden"):
             check_positive(name, getattr(self, name))
+        check_positive("beta", self.beta, integer=False)
+        if not isinstance(self.changes, bool):
+            raise TypeError(f"changes must be a bool, got {type(self.changes).__name__}")
 
 
 class ScenarioCVAE(nn.Module):
@@ -77,23 +84,37 @@ class ScenarioCVAE(nn.Module):
         x = check_tensor(name, x, shape=(None, length, self.cfg.dims), floating=True, finite=True)
         return ((x.to(self.shift.device) - self.shift) / self.scale).flatten(1)
 
+    def _target(self, ctx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """y in the model's units: standardised, minus the last context quarter if ``changes``."""
+        yy = self._check("y", y, self.cfg.horizon)
+        if self.cfg.changes:
+            last = ctx[:, -self.cfg.dims :]  # (B, D) the last quarter, standardised
+            yy = yy - last.repeat(1, self.cfg.horizon)
+        return yy
+
     def _decode(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.decoder(torch.cat([c, z], 1)).chunk(2, 1)
         return mean, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
     def forward(self, ctx: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-window reconstruction NLL and KL (B,) each, in nats, standardised units."""
-        c, yy = self._check("ctx", ctx, self.cfg.context), self._check("y", y, self.cfg.horizon)
+        c = self._check("ctx", ctx, self.cfg.context)
+        yy = self._target(c, y)
         mu, logvar = self.encoder(torch.cat([c, yy], 1)).chunk(2, 1)
         mean, lv = self._decode(reparameterize(mu, logvar), c)
         return gaussian_nll(yy, mean, lv), gaussian_kl(mu, logvar)
 
     def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Mean negative ELBO of a (ctx, y) batch; logs recon and kl."""
+        """Mean of recon + beta * KL over a (ctx, y) batch (the negative ELBO at beta = 1); logs
+        recon, kl and neg_elbo."""
         ctx, y = batch
         recon, kl = self(ctx, y)
-        loss = (recon + kl).mean()
-        return loss, {"recon": recon.mean().detach(), "kl": kl.mean().detach()}
+        loss = (recon + self.cfg.beta * kl).mean()
+        return loss, {
+            "recon": recon.mean().detach(),
+            "kl": kl.mean().detach(),
+            "neg_elbo": (recon + kl).mean().detach(),
+        }
 
     @torch.no_grad()
     def sample(self, n: int, *, context: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -108,7 +129,10 @@ class ScenarioCVAE(nn.Module):
             z = normal_noise((b * n, self.cfg.z_dim), generator=generator, device=c.device, dtype=c.dtype)
             mean, lv = self._decode(z, cc)
             eps = normal_noise(mean.shape, generator=generator, device=c.device, dtype=c.dtype)
-            y = (mean + torch.exp(0.5 * lv) * eps).view(b, n, self.cfg.horizon, self.cfg.dims)
+            y = mean + torch.exp(0.5 * lv) * eps  # (B n, H D)
+            if self.cfg.changes:
+                y = y + cc[:, -self.cfg.dims :].repeat(1, self.cfg.horizon)
+            y = y.view(b, n, self.cfg.horizon, self.cfg.dims)
             return (y * self.scale + self.shift).cpu()
 
 

@@ -4,7 +4,9 @@
   ``LEVELS[...]["n_levels"]`` solvable levels of the classical generator
   (:func:`genai_lib.levels.generate_levels`, seed 0), trained by chapter 8's recipe
   (:func:`genai_lib.recipes.language.train_gpt`); cached as ``level_gpt``. ``sample_levels``
-  draws levels from it after the start token.
+  draws levels from it after the start token (``rules=True``: under layout rules).
+  ``refine_level_gpt()`` fine-tunes it on its own solvable samples (the solver as a reward);
+  cached as ``level_gpt_refined``.
 - ``train_code_gpt()``: the same GPT, wider, on the characters of the fixed subset of CPython's
   standard library (:data:`genai_lib.code_corpus.CODE_MODULES`); cached as ``code_gpt``.
   ``complete_functions`` continues a signature and docstring; ``code_validity`` measures the
@@ -21,9 +23,17 @@ from typing import Any
 
 import torch
 
-from genai_lib.code_corpus import PROMPTS, compiles, extract_function, has_body, load_code_corpus, parses, property_checks
+from genai_lib.code_corpus import (
+    PROMPTS,
+    compiles,
+    extract_function,
+    has_body,
+    load_code_corpus,
+    parses,
+    property_checks,
+)
 from genai_lib.data import make_loader
-from genai_lib.levels import LevelConfig, LevelTokenizer, generate_levels
+from genai_lib.levels import LevelConfig, LevelTokenizer, generate_levels, solve
 from genai_lib.models.gpt import GPT, GPTConfig
 from genai_lib.recipes.language import train_gpt
 from genai_lib.tokenizer import CharTokenizer
@@ -36,6 +46,7 @@ __all__ = [
     "CODE",
     "train_level_gpt",
     "sample_levels",
+    "refine_level_gpt",
     "train_code_gpt",
     "complete_functions",
     "code_validity",
@@ -46,6 +57,10 @@ LEVELS = {
     "fast": {"n_levels": 200, "steps": 30, "batch": 16, "lr": 3e-3},
 }
 LEVEL_SHAPE = {"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 74, "dropout": 0.0}
+REFINE = {
+    "full": {"samples": 2000, "steps": 300, "lr": 1e-3},
+    "fast": {"samples": 64, "steps": 10, "lr": 1e-3},
+}
 CODE = {
     "full": {"chars": None, "steps": 1500, "batch": 16, "lr": 2e-3},
     "fast": {"chars": 20_000, "steps": 20, "batch": 8, "lr": 3e-3},
@@ -106,6 +121,34 @@ def sample_levels(
         proc = tok.layout_rules(cfg.height, cfg.width) if rules else None
         out = model.generate(start, length, temperature=temperature, generator=generator, logits_processor=proc)
     return [tok.decode(row.tolist()) for row in out.cpu()]
+
+
+def refine_level_gpt(
+    *, fast: bool | None = None, device: Any = None, cache: bool = True, progress: bool = False
+) -> tuple[GPT, dict[str, Any]]:
+    """The level GPT fine-tuned on its own solvable levels (one round of expert iteration).
+
+    ``REFINE[...]["samples"]`` levels are drawn from :func:`train_level_gpt`'s model with layout
+    rules at temperature 1 (seed 1); the BFS solver keeps the solvable ones, and the model
+    trains ``steps`` more steps on them mixed with the original training levels, the solver
+    acting as the reward. Cached as ``level_gpt_refined``. Returns (model, info with ``kept``:
+    the fraction of samples the solver kept, ``levels``: the original training levels).
+    """
+    fast, b = _budget(REFINE, fast)
+    base, info = train_level_gpt(fast=fast, device=device, cache=cache, progress=progress)
+    tok = info["tokenizer"]
+    drawn = sample_levels(base, b["samples"], rules=True, generator=torch.Generator().manual_seed(1))
+    kept = [lv for lv in drawn if solve(lv) is not None]
+    mix = kept + info["levels"]
+    ids = torch.tensor([tok.encode(lv) for lv in mix])
+    loader = make_loader(ids[:, :-1], ids[:, 1:], batch_size=32, generator=torch.Generator().manual_seed(1))
+    kw = {"steps": b["steps"], "lr": b["lr"], "lr_schedule": "cosine", "progress": progress, "grad_clip": 1.0}
+    if cache:
+        name = "level_gpt_refined_fast" if fast else "level_gpt_refined"
+        history = load_or_train(base, loader, name=name, key={"kept": len(kept), "n": len(mix), "v": 1}, **kw)
+    else:
+        history = fit(base, loader, **kw)
+    return base.eval(), {**info, "history": history, "kept": len(kept) / len(drawn), "base_history": info["history"]}
 
 
 def code_tokenizer(text: str) -> CharTokenizer:
