@@ -22,6 +22,7 @@ import json
 import subprocess
 import sys
 import sysconfig
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,28 @@ def code_files(modules: Sequence[str] = CODE_MODULES) -> list[Path]:
     return paths
 
 
-def load_code_corpus(modules: Sequence[str] = CODE_MODULES, *, max_chars: int | None = None) -> str:
-    """The source of ``modules`` joined by blank lines, tabs as four spaces, at most ``max_chars``."""
+def load_code_corpus(
+    modules: Sequence[str] = CODE_MODULES, *, max_chars: int | None = None, functions: bool = False
+) -> str:
+    """The source of ``modules`` joined by blank lines, tabs as four spaces, at most ``max_chars``.
+
+    ``functions=True`` keeps only the functions and methods (every ``def`` found by walking each
+    module's syntax tree, in the order of ``ast.walk``), each dedented to column 0: the form of
+    the chapter's prompts, a signature at the margin and a body indented by four spaces.
+    """
     if max_chars is not None:
         check_positive("max_chars", max_chars)
-    parts = [p.read_text(encoding="utf-8").replace("\t", "    ").strip("\n") for p in code_files(modules)]
+    parts = []
+    for path in code_files(modules):
+        src = path.read_text(encoding="utf-8").replace("\t", "    ")
+        if not functions:
+            parts.append(src.strip("\n"))
+            continue
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                seg = ast.get_source_segment(src, node, padded=True)
+                if seg:
+                    parts.append(textwrap.dedent(seg).strip("\n"))
     text = "\n\n\n".join(parts) + "\n"
     return text[:max_chars] if max_chars is not None else text
 

@@ -5,10 +5,11 @@
   (:func:`genai_lib.levels.generate_levels`, seed 0), trained by chapter 8's recipe
   (:func:`genai_lib.recipes.language.train_gpt`); cached as ``level_gpt``. ``sample_levels``
   draws levels from it after the start token (``rules=True``: under layout rules).
-  ``refine_level_gpt()`` fine-tunes it on its own solvable samples (the solver as a reward);
-  cached as ``level_gpt_refined``.
-- ``train_code_gpt()``: the same GPT, wider, on the characters of the fixed subset of CPython's
-  standard library (:data:`genai_lib.code_corpus.CODE_MODULES`); cached as ``code_gpt``.
+  ``refine_level_gpt()`` fine-tunes it on its own solvable samples (the solver as a reward,
+  a few rounds of expert iteration); cached as ``level_gpt_refined<round>``.
+- ``train_code_gpt()``: the same GPT, wider, on the characters of the functions and methods of
+  a fixed subset of CPython's standard library (:data:`genai_lib.code_corpus.CODE_MODULES`, each
+  function dedented to the margin, the form of the prompts); cached as ``code_gpt``.
   ``complete_functions`` continues a signature and docstring; ``code_validity`` measures the
   fraction of completions that parse, compile and pass the prompt's property checks, at
   several temperatures.
@@ -58,8 +59,8 @@ LEVELS = {
 }
 LEVEL_SHAPE = {"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 74, "dropout": 0.0}
 REFINE = {
-    "full": {"samples": 2000, "steps": 300, "lr": 1e-3},
-    "fast": {"samples": 64, "steps": 10, "lr": 1e-3},
+    "full": {"rounds": 3, "samples": 1000, "steps": 200, "lr": 1e-3},
+    "fast": {"rounds": 1, "samples": 32, "steps": 5, "lr": 1e-3},
 }
 CODE = {
     "full": {"chars": None, "steps": 1500, "batch": 16, "lr": 2e-3},
@@ -126,29 +127,33 @@ def sample_levels(
 def refine_level_gpt(
     *, fast: bool | None = None, device: Any = None, cache: bool = True, progress: bool = False
 ) -> tuple[GPT, dict[str, Any]]:
-    """The level GPT fine-tuned on its own solvable levels (one round of expert iteration).
+    """The level GPT fine-tuned on its own solvable levels: ``rounds`` rounds of expert iteration.
 
-    ``REFINE[...]["samples"]`` levels are drawn from :func:`train_level_gpt`'s model with layout
-    rules at temperature 1 (seed 1); the BFS solver keeps the solvable ones, and the model
-    trains ``steps`` more steps on them mixed with the original training levels, the solver
-    acting as the reward. Cached as ``level_gpt_refined``. Returns (model, info with ``kept``:
-    the fraction of samples the solver kept, ``levels``: the original training levels).
+    Each round draws ``samples`` levels from the current model with layout rules at temperature 1
+    (seed = the round), the BFS solver keeps the solvable ones (the solver acts as a reward), and
+    the model trains ``steps`` more steps on those alone. Round ``k`` is cached as
+    ``level_gpt_refined<k>``. Returns (model, info with ``kept``: per round, the fraction of
+    samples the solver kept; ``levels``: the original training levels).
     """
     fast, b = _budget(REFINE, fast)
-    base, info = train_level_gpt(fast=fast, device=device, cache=cache, progress=progress)
-    tok = info["tokenizer"]
-    drawn = sample_levels(base, b["samples"], rules=True, generator=torch.Generator().manual_seed(1))
-    kept = [lv for lv in drawn if solve(lv) is not None]
-    mix = kept + info["levels"]
-    ids = torch.tensor([tok.encode(lv) for lv in mix])
-    loader = make_loader(ids[:, :-1], ids[:, 1:], batch_size=32, generator=torch.Generator().manual_seed(1))
-    kw = {"steps": b["steps"], "lr": b["lr"], "lr_schedule": "cosine", "progress": progress, "grad_clip": 1.0}
-    if cache:
-        name = "level_gpt_refined_fast" if fast else "level_gpt_refined"
-        history = load_or_train(base, loader, name=name, key={"kept": len(kept), "n": len(mix), "v": 1}, **kw)
-    else:
-        history = fit(base, loader, **kw)
-    return base.eval(), {**info, "history": history, "kept": len(kept) / len(drawn), "base_history": info["history"]}
+    model, info = train_level_gpt(fast=fast, device=device, cache=cache, progress=progress)
+    tok, kept_frac = info["tokenizer"], []
+    for k in range(1, b["rounds"] + 1):
+        g = torch.Generator().manual_seed(k)
+        drawn = sample_levels(model, b["samples"], rules=True, generator=g)
+        kept = [lv for lv in drawn if solve(lv) is not None]
+        kept_frac.append(len(kept) / len(drawn))
+        ids = torch.tensor([tok.encode(lv) for lv in kept])
+        loader = make_loader(ids[:, :-1], ids[:, 1:], batch_size=32, generator=torch.Generator().manual_seed(k))
+        kw = {"steps": b["steps"], "lr": b["lr"], "lr_schedule": "cosine", "progress": progress, "grad_clip": 1.0}
+        model.train()
+        if cache:
+            name = f"level_gpt_refined{k}{'_fast' if fast else ''}"
+            load_or_train(model, loader, name=name, key={"round": k, "kept": len(kept), "v": 2}, **kw)
+        else:
+            fit(model, loader, **kw)
+        model.eval()
+    return model, {**info, "kept": kept_frac}
 
 
 def code_tokenizer(text: str) -> CharTokenizer:
@@ -161,7 +166,8 @@ def train_code_gpt(
 ) -> tuple[GPT, dict[str, Any]]:
     """The code GPT; returns (model in eval mode, info with ``tokenizer``, ``chars``, ``history``)."""
     fast, b = _budget(CODE, fast)
-    text = load_code_corpus(max_chars=b["chars"])
+    text = load_code_corpus(max_chars=b["chars"], functions=True)
+    key = {"corpus": len(text), "functions": True, "v": 2}
     tok = code_tokenizer(text)
     ids = tok.encode(text, as_tensor=True)
     with torch.random.fork_rng(devices=[]):
@@ -170,7 +176,7 @@ def train_code_gpt(
     history = train_gpt(
         model, ids, steps=b["steps"], batch_size=b["batch"], lr=b["lr"], warmup=min(100, b["steps"] // 5),
         generator=torch.Generator().manual_seed(0), progress=progress, log_every=max(1, b["steps"] // 50),
-        name=("code_gpt_fast" if fast else "code_gpt") if cache else None, key={"corpus": len(text), "v": 1},
+        name=("code_gpt_fast" if fast else "code_gpt") if cache else None, key=key,
     )  # fmt: skip
     return model.eval(), {"tokenizer": tok, "chars": len(text), "history": history}
 
