@@ -150,6 +150,11 @@ def test_code_corpus_is_deterministic_and_from_the_interpreter():
     full = load_code_corpus(["bisect", "heapq"])
     assert full.startswith(paths[0].read_text().strip("\n")) and "\t" not in full
     assert parses(paths[0].read_text())
+    funcs = load_code_corpus(["bisect", "heapq"], functions=True)
+    defs = funcs.split("\n\n\n")
+    assert all(d.startswith(("def ", "async def ", "@")) or d.lstrip().startswith("@") for d in defs)
+    assert all(parses(d) for d in defs) and "def insort_right(a, x" in funcs
+    assert funcs == load_code_corpus(["bisect", "heapq"], functions=True)  # deterministic
 
 
 @pytest.mark.parametrize("name", ["os.path", "../etc/passwd", "no_such_module_xyz", ""])
