@@ -173,7 +173,7 @@ def test_scenario_cvae_shapes_gradients_overfit_and_seeds():
 def test_forecast_scores_pinned():
     rng = np.random.default_rng(0)
     y = rng.normal(0, 1, (50, 2, 2))
-    good = rng.normal(0, 1, (50, 400, 2, 2))
+    good = rng.normal(0, 1, (50, 150, 2, 2))
     narrow = 0.1 * good
     assert 0.9 < interval_coverage(good, y) < 0.99
     assert interval_coverage(narrow, y) < 0.3
