@@ -23,6 +23,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,21 +114,31 @@ def load_code_corpus(
 
 def extract_function(prompt: str, completion: str) -> str:
     """The function a model wrote: the prompt, then the completion's lines up to the first line
-    that is not indented (the body ends at the first dedent), trailing blank lines removed."""
+    that is not indented (the body ends at the first dedent), trailing blank lines removed.
+
+    If the completion never dedents, the sampling budget ran out mid-body: its last, unfinished
+    line is dropped (the budget cut it, not the model), as a stop sequence would have done.
+    """
     if not isinstance(prompt, str) or not isinstance(completion, str):
         raise TypeError("prompt and completion must be strings")
-    body = []
-    for line in completion.split("\n"):
+    lines = completion.split("\n")
+    body, ended = [], False
+    for line in lines:
         if line.strip() and not line[0].isspace():
+            ended = True
             break
         body.append(line)
+    if not ended and len(body) > 1:
+        body = body[:-1]
     return (prompt + "\n".join(body)).rstrip() + "\n"
 
 
 def parses(source: str) -> bool:
     """Whether ``ast.parse`` accepts the source."""
     try:
-        ast.parse(source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # e.g. "invalid decimal literal"
+            ast.parse(source)
     except (SyntaxError, ValueError):
         return False
     return True
@@ -135,10 +146,9 @@ def parses(source: str) -> bool:
 
 def has_body(source: str) -> bool:
     """Whether the source's first function has a statement besides its docstring."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    if not parses(source):
         return False
+    tree = ast.parse(source)
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef)), None)
     if fn is None:
         return False
@@ -151,7 +161,9 @@ def has_body(source: str) -> bool:
 def compiles(source: str) -> bool:
     """Whether ``compile`` accepts the source (a superset of the checks of :func:`parses`)."""
     try:
-        compile(source, "<generated>", "exec")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            compile(source, "<generated>", "exec")
     except (SyntaxError, ValueError):
         return False
     return True

@@ -167,6 +167,8 @@ def test_extract_parse_compile():
     prompt = PROMPTS[0][1]
     src = extract_function(prompt, "    return a + b\n\nprint('after the body')\n")
     assert src == prompt + "    return a + b\n"
+    cut = extract_function(prompt, "    x = a + b\n    return (x")  # the budget ran out mid-line
+    assert cut == prompt + "    x = a + b\n"
     assert parses(src) and compiles(src) and has_body(src)
     assert parses(prompt) and not has_body(prompt)  # a docstring alone parses, but is no body
     assert not parses(prompt + "    return (a +\n")
