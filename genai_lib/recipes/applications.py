@@ -55,7 +55,7 @@ __all__ = [
 
 LEVELS = {
     "full": {"n_levels": 3000, "steps": 1000, "batch": 32, "lr": 3e-3},
-    "fast": {"n_levels": 200, "steps": 30, "batch": 16, "lr": 3e-3},
+    "fast": {"n_levels": 200, "steps": 20, "batch": 16, "lr": 3e-3},
 }
 LEVEL_SHAPE = {"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 74, "dropout": 0.0}
 REFINE = {
@@ -64,7 +64,7 @@ REFINE = {
 }
 CODE = {
     "full": {"chars": None, "steps": 3000, "batch": 16, "lr": 2e-3},
-    "fast": {"chars": 20_000, "steps": 20, "batch": 8, "lr": 3e-3},
+    "fast": {"chars": 20_000, "steps": 12, "batch": 8, "lr": 3e-3},
 }
 CODE_SHAPE = {"n_layer": 3, "n_head": 4, "n_embd": 96, "block_size": 96, "dropout": 0.0}
 
