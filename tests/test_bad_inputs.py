@@ -2509,6 +2509,95 @@ AUDIO_ROWS = [
     ("TV negative", lambda t: total_variation([-1.0, 2.0], [0.5, 0.5]), ValueError, "non-negative"),
 ]
 
+# --------------------------------------------------------------------------- applications (chapters 13, 15)
+
+
+def _apps():
+    from genai_lib import anomaly, code_corpus, forecast, industry, levels
+    from genai_lib.models import scenario
+
+    return levels, code_corpus, industry, anomaly, forecast, scenario
+
+
+APPS_ROWS = [
+    ("level with no player", lambda t: _apps()[0].solve(["#####", "#..G#", "#####"]), ValueError, "one player"),
+    ("level with two goals", lambda t: _apps()[0].check_level(["#####", "#PGG#", "#####"]), ValueError, "one goal"),
+    ("level ragged rows", lambda t: _apps()[0].check_level(["###", "#P.G#"]), ValueError, "equal length"),
+    ("level unknown tile", lambda t: _apps()[0].check_level(["#P?G#"]), ValueError, "unknown tiles"),
+    ("level stats empty", lambda t: _apps()[0].level_stats([]), ValueError, "at least one level"),
+    ("level config wall_p", lambda t: _apps()[0].LevelConfig(wall_p=0.9), ValueError, "wall_p"),
+    ("level config tiny", lambda t: _apps()[0].LevelConfig(height=3), ValueError, "height must be in"),
+    ("level generator n 0", lambda t: _apps()[0].generate_levels(0), ValueError, "n must be"),
+    ("level token decode id", lambda t: _apps()[0].LevelTokenizer().decode([42]), ValueError, "ids must be in"),
+    ("code module outside stdlib", lambda t: _apps()[1].code_files(["../x"]), ValueError, "module names"),
+    ("code module missing", lambda t: _apps()[1].code_files(["no_such_mod_q"]), ValueError, "standard library"),
+    ("code modules empty", lambda t: _apps()[1].code_files([]), ValueError, "non-empty"),
+    ("code timeout 0", lambda t: _apps()[1].property_checks([], timeout=0), ValueError, "timeout"),
+    ("defect kind", lambda t: _apps()[2].add_defects(torch.zeros(1, 1, 28, 28), "dent"), ValueError, "kind must be"),
+    ("defect shape", lambda t: _apps()[2].add_defects(torch.zeros(1, 28, 28), "blot"), ValueError, "x"),
+    ("simulator 0 units", lambda t: _apps()[2].simulate_degradation(0), ValueError, "n_units"),
+    (
+        "window longer than the series",
+        lambda t: _apps()[2].scenario_windows(np.zeros((10, 2)), context=8, horizon=4, test_start=9),
+        ValueError,
+        "longer than the series",
+    ),
+    (
+        "scenario empty table",
+        lambda t: _apps()[2].scenario_windows(np.zeros((0, 4)), context=2, horizon=1, test_start=3),
+        ValueError,
+        "non-empty",
+    ),
+    (
+        "scenario test_start",
+        lambda t: _apps()[2].scenario_windows(np.zeros((20, 2)), context=2, horizon=2, test_start=1),
+        ValueError,
+        "test_start",
+    ),
+    (
+        "scenario constant column",
+        lambda t: (
+            _apps()[5]
+            .ScenarioCVAE(_apps()[5].ScenarioCVAEConfig(dims=2))
+            .set_scaling(torch.zeros(2), torch.tensor([1.0, 0.0]))
+        ),
+        ValueError,
+        "scale > 0",
+    ),
+    ("scenario cvae beta 0", lambda t: _apps()[5].ScenarioCVAEConfig(beta=0.0), ValueError, "beta"),
+    (
+        "sensor gru one reading",
+        lambda t: _apps()[5].SensorGRU(_apps()[5].SensorGRUConfig()).score(torch.zeros(1, 1, 4)),
+        ValueError,
+        "at least 2 readings",
+    ),
+    (
+        "pca k too big",
+        lambda t: _apps()[3].pca_scores(np.zeros((4, 3)), np.zeros((2, 3)), k=3),
+        ValueError,
+        "k must be",
+    ),
+    ("one-class nu", lambda t: _apps()[3].fit_one_class(np.zeros((4, 3)), nu=2.0), ValueError, "nu must be"),
+    (
+        "costs empty",
+        lambda t: _apps()[3].threshold_costs([], [1.0], [0.5], miss_cost=1, alarm_cost=1),
+        ValueError,
+        "non-empty",
+    ),
+    (
+        "energy score shapes",
+        lambda t: _apps()[4].energy_score(np.zeros((2, 3, 4)), np.zeros((2, 3, 4))),
+        ValueError,
+        "samples must be",
+    ),
+    (
+        "coverage level",
+        lambda t: _apps()[4].interval_coverage(np.zeros((1, 2, 1, 1)), np.zeros((1, 1, 1)), level=1.5),
+        ValueError,
+        "level",
+    ),
+]
+
 
 ROWS = (
     CHECKPOINT_ROWS
@@ -2534,6 +2623,7 @@ ROWS = (
     + GRAPH_ROWS
     + HEALTH_ROWS
     + AUDIO_ROWS
+    + APPS_ROWS
 )
 
 

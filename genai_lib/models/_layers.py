@@ -8,6 +8,7 @@ Shape legend: B batch, D feature/latent dimension, C channels, H x W = 28 x 28 i
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -24,7 +25,16 @@ from genai_lib._checks import (
 )
 from genai_lib.utils import normal_noise
 
-__all__ = ["ConvDecoder28", "ConvEncoder28", "EMA", "mlp", "random_distort", "random_shift", "reparameterize"]
+__all__ = [
+    "ConvDecoder28",
+    "ConvEncoder28",
+    "EMA",
+    "gaussian_nll",
+    "mlp",
+    "random_distort",
+    "random_shift",
+    "reparameterize",
+]
 
 
 def mlp(
@@ -256,3 +266,10 @@ class EMA(nn.Module):
     def forward(self, *args, **kwargs):
         """The averaged module's forward."""
         return self.shadow(*args, **kwargs)
+
+
+def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """-log N(x | mean, diag exp(logvar)) in nats, summed over the last dimension: (..., D) -> (...)."""
+    if not x.shape == mean.shape == logvar.shape:
+        raise ValueError(f"x, mean and logvar must have one shape, got {x.shape}, {mean.shape}, {logvar.shape}")
+    return 0.5 * (logvar + (x - mean) ** 2 * torch.exp(-logvar) + math.log(2 * math.pi)).sum(-1)

@@ -13,6 +13,10 @@ a benchmark prints come from the same settings. One module per chapter family:
 - :mod:`genai_lib.recipes.stylegan`: chapter 5's StyleGAN and its measurements (FID beside the
   DCGAN, style mixing, truncation, path length, noise);
 - :mod:`genai_lib.recipes.language`: GPT and LSTM training on token streams (chapters 7-8);
+- :mod:`genai_lib.recipes.applications`: chapter 13's level GPT (and its refinement with a solver
+  in the loop) and code GPT, with their measurements;
+- :mod:`genai_lib.recipes.industry`: chapter 15's anomaly VAE, sensor GRU and scenario CVAE, with
+  their baselines (PCA, one-class SVM, a plain detector, a VAR);
 - :mod:`genai_lib.recipes.interpret`: chapter 17's beta-VAEs on the shapes and their MIG.
 
 Every recipe function seeds its own weights inside ``torch.random.fork_rng``, so its result does
