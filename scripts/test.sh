@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # Two worker processes (pytest-xdist; GENAI_TEST_WORKERS changes the number, 0 runs in this
 # process). --dist loadfile keeps each file, and so each notebook's cells, on one worker in
-# order. One thread per worker, so the two share the cores instead of fighting over them.
+# order; --no-loadscope-reorder hands files out in collection order (xdist would otherwise start
+# the files with the most tests first, leaving the few-test, minutes-long browser build to the
+# end). One thread per worker, so the two share the cores instead of fighting over them.
 workers="${GENAI_TEST_WORKERS:-2}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 if [ "$workers" = 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
-exec .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+exec .venv/bin/python -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
