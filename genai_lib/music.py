@@ -170,8 +170,25 @@ class ChoraleTokenizer:
         return mask
 
 
+def _quiet_music21() -> None:
+    """Import music21 without its notebook side effect (call before any ``from music21 ...``).
+
+    Imported inside Jupyter, music21 10.5 starts a one-second timer (``music21.ipython21.t``)
+    that then runs ``%config InlineBackend.figure_format = 'retina'`` and ``plt.ion()`` in the
+    middle of whatever cell is running; the first removes every figure formatter, including the
+    one that gives the course's figures their alt text (:mod:`genai_lib.display`), and the second
+    makes each later figure show twice. The timer is cancelled before it fires.
+    """
+    import music21.ipython21 as ip21  # imported lazily: ~0.5 s, and only music needs it
+
+    timer = getattr(ip21, "t", None)
+    if timer is not None:
+        timer.cancel()
+
+
 def _parse(n: int) -> list[list[Note]]:
-    from music21 import corpus  # imported lazily: ~0.5 s, and only this function needs it
+    _quiet_music21()
+    from music21 import corpus
 
     out: list[list[Note]] = []
     for score in corpus.chorales.Iterator(returnType="stream"):
@@ -208,6 +225,7 @@ def load_chorales(n: int | None = None) -> list[list[Note]]:
 
 def midi_bytes(notes: Sequence[Note], *, bpm: int = 120) -> bytes:
     """Notes -> a standard MIDI file (bytes), one track per voice, via music21 (rests kept)."""
+    _quiet_music21()
     from music21 import meter, midi, note, stream, tempo
 
     if not isinstance(notes, Sequence) or len(notes) == 0:

@@ -172,3 +172,21 @@ def test_audio_recipes_train_once_then_load_and_the_benchmark_calls_them(monkeyp
     spec.loader.exec_module(bench)
     assert bench.train_wavenet is recipes.train_wavenet and bench.train_chorale_gpt is recipes.train_chorale_gpt
     assert bench.lpc_bits is recipes.lpc_bits and bench.ngram_nll is recipes.ngram_nll
+
+
+def test_music21_does_not_reconfigure_a_notebook(monkeypatch):
+    """music21's import-time timer (it would reset IPython's figure formatters a second later,
+    dropping the alt text of every later figure) is cancelled by the library's first use."""
+    import music21.ipython21 as ip21
+
+    from genai_lib import music
+
+    class Timer:
+        cancelled = False
+
+        def cancel(self):
+            Timer.cancelled = True
+
+    monkeypatch.setattr(ip21, "t", Timer(), raising=False)
+    music.midi_bytes([(0, 60, 0.0, 1.0)])
+    assert Timer.cancelled
