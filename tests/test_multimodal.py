@@ -108,6 +108,9 @@ def test_captioner_shapes_and_attention_maps():
     assert maps.shape == (3, 2, 2, 8, 16)  # (B, layers, heads, T, patches)
     torch.testing.assert_close(maps.sum(-1), torch.ones(3, 2, 2, 8))
     assert m.generate(x).shape == (3, 8)
+    conv = Captioner(CaptionerConfig(stem="conv", n_embd=16, n_head=2, enc_layers=1, dec_layers=1))
+    assert conv(x, ids).shape == (3, 8, TOK.vocab_size)
+    assert conv.attention_maps(x, ids).shape == (3, 1, 2, 8, 49)  # a 7 x 7 grid of CNN features
 
 
 def test_the_decoder_is_causal_and_reads_the_image():
