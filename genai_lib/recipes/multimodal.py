@@ -49,7 +49,7 @@ class MMRecipe:
         check_positive("lr", self.lr, integer=False)
 
 
-_TINY_MV = MVAEConfig(z_dim=8, width=16, hidden=128)
+_TINY_MV = MVAEConfig(z_dim=8, width=16, hidden=128, caption_weight=50.0)
 _TINY_CAP = CaptionerConfig(patch=7, n_embd=32, enc_layers=1, dec_layers=1)
 MM_RECIPES: dict[str, MMRecipe] = {
     # a linear patch embedding (patch=7, 2 encoder blocks) measured caption_digit 0.928 after 2,500 steps
@@ -58,8 +58,8 @@ MM_RECIPES: dict[str, MMRecipe] = {
     "clip": MMRecipe(ContrastiveConfig(), steps=1500, batch_size=128, fast_steps=50,
                      fast_config=ContrastiveConfig(width=16, n_embd=32, text_layers=1)),
     "t2i": MMRecipe(TextToImageConfig(), steps=2500, fast_steps=60, fast_config=TextToImageConfig(n_embd=32, width=16)),
-    "poe": MMRecipe(MVAEConfig(posterior="poe"), steps=1500, fast_steps=80, fast_config=_TINY_MV, fast_lr=3e-3),
-    "moe": MMRecipe(MVAEConfig(posterior="moe"), steps=1500, fast_steps=80,
+    "poe": MMRecipe(MVAEConfig(posterior="poe"), steps=1500, fast_steps=120, fast_config=_TINY_MV, fast_lr=3e-3),
+    "moe": MMRecipe(MVAEConfig(posterior="moe"), steps=1500, fast_steps=120,
                     fast_config=replace(_TINY_MV, posterior="moe"), fast_lr=3e-3),
     "image_vae": MMRecipe(MVAEConfig(views=("image",)), steps=1000, fast_steps=30,
                           fast_config=replace(_TINY_MV, views=("image",))),
