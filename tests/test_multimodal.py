@@ -254,3 +254,14 @@ def test_text_to_image_generation_and_reranking():
     scores = (clip.encode_image(cands.flatten(0, 1)).view(4, 3, -1) * clip.encode_text(ids)).sum(-1)
     for i in range(3):
         assert torch.equal(best[i], cands[scores[:, i].argmax(), i])
+
+
+def test_training_shifts_keep_the_attributes_of_nearly_every_digit():
+    from genai_lib.data import load_mnist
+    from genai_lib.models._layers import random_shift
+
+    x, y = load_mnist("test", limit=400)
+    shifted = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert not torch.equal(shifted, x)
+    changed = (attributes(shifted, y) != attributes(x, y)).any(1).float().mean().item()
+    assert changed < 0.02, changed  # ink cut at the border, for a few digits near the edge
