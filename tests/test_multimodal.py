@@ -265,3 +265,19 @@ def test_training_shifts_keep_the_attributes_of_nearly_every_digit():
     assert not torch.equal(shifted, x)
     changed = (attributes(shifted, y) != attributes(x, y)).any(1).float().mean().item()
     assert changed < 0.02, changed  # ink cut at the border, for a few digits near the edge
+
+
+def test_the_recipe_trains_once_then_loads(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from genai_lib.recipes.multimodal import train_multimodal
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GENAI_FAST", "1")
+    a, h1 = train_multimodal("caption_vae")
+    b, h2 = train_multimodal("caption_vae")
+    assert not h1.from_cache and h2.from_cache
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    bench = (Path(__file__).resolve().parents[1] / "benchmarks" / "multimodal_mnist.py").read_text()
+    assert "train_multimodal(" in bench and "captioned_split(" in bench
