@@ -281,3 +281,25 @@ def test_the_recipe_trains_once_then_loads(monkeypatch, tmp_path):
         assert torch.equal(p, q)
     bench = (Path(__file__).resolve().parents[1] / "benchmarks" / "multimodal_mnist.py").read_text()
     assert "train_multimodal(" in bench and "captioned_split(" in bench
+
+
+def test_the_caption_picker_static_and_live():
+    import numpy as np
+
+    from genai_lib.widgets import picker
+
+    def render(text):
+        TOK.encode(text)  # refuses words outside the grammar
+        return np.full((8, 8), len(text) / 50)
+
+    options = [caption(r) for r in all_captions()[:3]]
+    static = picker(render, options, mode="static")
+    stack = static.children[1]
+    assert len(stack.children) == 3 and "alt=" in stack.children[0].value
+    live = picker(render, options, typed=True, mode="live")
+    drop, box, out = live.children
+    assert "<img" in out.value
+    box.value = "a huge seven"
+    assert "unknown words" in out.value
+    with pytest.raises(ValueError, match="distinct"):
+        picker(render, options + options[:1])
