@@ -63,12 +63,12 @@ MM_RECIPES: dict[str, MMRecipe] = {
     # showed the asked digit 0.39 of the time, best of 8: 0.76); z_dim 4 leaves the digit to the caption
     "t2i": MMRecipe(TextToImageConfig(z_dim=4), steps=2500, fast_steps=60,
                     fast_config=TextToImageConfig(z_dim=4, n_embd=32, width=16)),
-    "poe": MMRecipe(MVAEConfig(posterior="poe"), steps=1500, fast_steps=120, fast_config=_TINY_MV, fast_lr=3e-3),
+    "poe": MMRecipe(MVAEConfig(posterior="poe"), steps=1500, fast_steps=80, fast_config=_TINY_MV, fast_lr=3e-3),
     "moe": MMRecipe(MVAEConfig(posterior="moe"), steps=1500, fast_steps=120,
                     fast_config=replace(_TINY_MV, posterior="moe"), fast_lr=3e-3),
-    "image_vae": MMRecipe(MVAEConfig(views=("image",)), steps=1000, fast_steps=30,
+    "image_vae": MMRecipe(MVAEConfig(views=("image",)), steps=1000, fast_steps=20,
                           fast_config=replace(_TINY_MV, views=("image",))),
-    "caption_vae": MMRecipe(MVAEConfig(views=("caption",)), steps=1000, fast_steps=30,
+    "caption_vae": MMRecipe(MVAEConfig(views=("caption",)), steps=1000, fast_steps=20,
                             fast_config=replace(_TINY_MV, views=("caption",))),
 }  # fmt: skip
 
