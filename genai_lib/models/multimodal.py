@@ -281,7 +281,7 @@ def info_nce(
         if target.shape != logits.shape or not bool(target.diagonal().all()):
             raise ValueError("same must be (B, B) with a true diagonal (each pair matches itself)")
     t = target / target.sum(1, keepdim=True)
-    return 0.5 * (F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t.T / 1.0))
+    return 0.5 * (F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t.T))  # same is symmetric: t.T's rows sum to 1
 
 
 @dataclass(frozen=True)
