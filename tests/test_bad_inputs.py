@@ -29,6 +29,7 @@ from genai_lib import (
     widgets,
 )
 from genai_lib._checks import check_generator, check_positive, check_probability, check_tensor
+from genai_lib.audio import check_audio, render_notes, synth_tones, wav_bytes, windows
 from genai_lib.data import TensorLoader, load_digits8, load_mnist, make_loader, mnist_loaders, toy_2d
 from genai_lib.history import History, TrainingDivergedError
 from genai_lib.instruct import ChatTemplate, corrupt, exact_match, make_instructions, pad_batch, preference_pairs
@@ -54,12 +55,16 @@ from genai_lib.models.attention import CausalSelfAttention, KVCache, rope_tables
 from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
 from genai_lib.models.gan import DCGAN, DCGANConfig, GANConfig, ToyGAN, interpolate
 from genai_lib.models.gpt import GPT, GPTConfig, estimate_mfu, extend_vocab
+from genai_lib.models.lpc import LinearPredictor, LPCConfig
 from genai_lib.models.lstm import LSTMLM, LSTMConfig
 from genai_lib.models.mixture import GaussianMixture, MixtureConfig, fit_em, kmeans_plus_plus
 from genai_lib.models.ngram import NGram, NGramConfig
 from genai_lib.models.preference import DPOLoss, RewardModel, SFTLoss, bradley_terry_loss, dpo_loss, masked_nll
 from genai_lib.models.vae import VAE, VAEConfig, bernoulli_nll, gaussian_kl, neg_elbo
 from genai_lib.models.vaegan import VAEGAN, VAEGANConfig
+from genai_lib.models.wavenet import WaveNet, WaveNetConfig, mu_law_decode, mu_law_encode, receptive_field
+from genai_lib.music import ChoraleTokenizer, load_chorales
+from genai_lib.music_metrics import pitch_class_histogram, total_variation
 from genai_lib.phases import DivergenceRule, Phase, Snapshots
 from genai_lib.sampling import (
     apply_temperature,
@@ -2385,6 +2390,231 @@ MULTIMODAL_ROWS = [
 ]
 
 
+# --------------------------------------------------------------------------- graphs (chapter 11)
+
+
+def _lt(*cols):
+    return torch.tensor(cols, dtype=torch.long).T.reshape(2, -1)
+
+
+def _gcn_on(x, ei):
+    from genai_lib.models.gnn import GCNLayer
+
+    return GCNLayer(2, 2)(x, ei)
+
+
+def _graph_rows():
+    import networkx as nx
+
+    from genai_lib import graph_metrics as gm
+    from genai_lib import graphs as gr
+    from genai_lib.models import gnn
+    from genai_lib.models import graph_gen as gg
+
+    k = gr.karate_club()
+    no_mask = torch.zeros(34, dtype=torch.bool)
+    clf = lambda: gnn.NodeClassifier(gnn.NodeClassifierConfig(34, 2))  # noqa: E731
+    rnn = lambda: gg.GraphRNN(gg.GraphRNNConfig(max_nodes=4, node_types=2))  # noqa: E731
+    z1 = torch.zeros(1, dtype=torch.long)
+    return [
+        ("edge_index out of range", lambda t: gr.check_edge_index(_lt((0, 5)), 3), ValueError, r"outside \[0, 2\]"),
+        ("edge_index negative id", lambda t: gr.check_edge_index(_lt((-1, 0)), 3), ValueError, r"outside \[0, 2\]"),
+        ("edge_index float", lambda t: gr.check_edge_index(torch.zeros(2, 1), 3), TypeError, "integer tensor"),
+        ("edge_index (3, E)", lambda t: gr.check_edge_index(torch.zeros(3, 1, dtype=torch.long), 3), ValueError,
+         r"shape \(2, E\)"),
+        ("edge_index a list", lambda t: gr.check_edge_index([[0], [1]], 3), TypeError, "torch.Tensor of node ids"),
+        ("make_graph self-loop", lambda t: gr.make_graph(_lt((1, 1)), 3), ValueError, "self-loop at node 1"),
+        ("make_graph x rows", lambda t: gr.make_graph(_lt((0, 1)), 3, x=torch.zeros(2, 4)), ValueError,
+         r"x must be a float tensor of shape \(3, F\)"),
+        ("GCN self-loop", lambda t: _gcn_on(torch.zeros(3, 2), _lt((0, 0))), ValueError, "self-loops are forbidden"),
+        ("GCN edge out of range", lambda t: _gcn_on(torch.zeros(3, 2), _lt((0, 3))), ValueError, r"outside \[0, 2\]"),
+        ("GCN empty graph", lambda t: _gcn_on(torch.zeros(0, 2), torch.zeros(2, 0, dtype=torch.long)), ValueError,
+         "the graph is empty"),
+        ("GCN float edges", lambda t: _gcn_on(torch.zeros(3, 2), torch.zeros(2, 1)), TypeError, "integer tensor"),
+        ("empty networkx graph", lambda t: gr.from_networkx(nx.Graph()), ValueError, "the graph is empty"),
+        ("batch no graphs", lambda t: gr.batch_graphs([]), ValueError, "graphs is empty"),
+        ("bfs of empty graph", lambda t: gr.bfs_order(nx.Graph()), ValueError, "the graph is empty"),
+        ("sbm p_in 1.5", lambda t: gr.sbm_graph(p_in=1.5), ValueError, r"p_in must be in \[0, 1\]"),
+        ("sbm 0 blocks", lambda t: gr.sbm_graph(blocks=0), ValueError, "blocks must be > 0"),
+        ("split val + test = 1", lambda t: gr.split_edges(k, val=0.5, test=0.5), ValueError, "val \\+ test must be"),
+        ("community 0 graphs", lambda t: gr.community_small(0), ValueError, "n_graphs must be > 0"),
+        ("grid max <= min", lambda t: gr.grid_graphs(5, 5), ValueError, "max_side must be > min_side"),
+        ("node classifier kind", lambda t: gnn.NodeClassifierConfig(4, 2, kind="cnn"), ValueError, "kind must be"),
+        ("GAT dropout 1", lambda t: gnn.GATLayer(2, 2, dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
+        ("node loss empty mask", lambda t: clf().loss((k, no_mask)), ValueError, "mask selects no node"),
+        ("node loss int mask", lambda t: clf().loss((k, no_mask.long())), ValueError, "mask must be a bool tensor"),
+        ("node loss no mask", lambda t: clf().loss(k), TypeError, r"batch \(graph, mask\)"),
+        ("node features 3 of 34", lambda t: clf()(gr.Graph(torch.zeros(34, 3), k.edge_index)), ValueError,
+         "must have 34 features"),
+        ("negative pairs of 1 node", lambda t: gnn.negative_edges(1, 4), ValueError, "at least 2 nodes"),
+        ("GraphRNN max_nodes 1", lambda t: gg.GraphRNNConfig(max_nodes=1), ValueError, "max_nodes must be >= 2"),
+        ("GraphVAE beta -1", lambda t: gg.GraphVAEConfig(beta=-1.0), ValueError, "beta must be >= 0"),
+        ("GraphRNN empty graph", lambda t: rnn().encode(z1[:0], torch.zeros(0, 0, dtype=torch.long)), ValueError,
+         "the graph is empty"),
+        ("GraphRNN 5 of 4 nodes", lambda t: rnn().encode(torch.zeros(5, dtype=torch.long),
+                                                          torch.zeros(5, 5, dtype=torch.long)), ValueError,
+         "more than max_nodes=4"),
+        ("GraphRNN type 2 of 2", lambda t: rnn().encode(z1 + 2, torch.zeros(1, 1, dtype=torch.long)), ValueError,
+         r"types must be in \[0, 1\]"),
+        ("GraphRNN self-loop", lambda t: rnn().encode(z1, torch.ones(1, 1, dtype=torch.long)), ValueError,
+         "symmetric with a zero diagonal"),
+        ("GraphRNN sample 0", lambda t: rnn().sample(0), ValueError, "n must be > 0"),
+        ("GraphRNN loss one tensor", lambda t: rnn().loss(torch.zeros(2, 5)), TypeError, r"batch \(t, rows\)"),
+        ("graph MMD statistic", lambda t: gm.graph_mmd([nx.path_graph(3)], [nx.path_graph(3)], "spectral"),
+         ValueError, "stat must be"),
+        ("graph MMD empty", lambda t: gm.graph_mmd([], [nx.path_graph(3)], "degree"), ValueError,
+         "reference is empty"),
+        ("graph MMD not graphs", lambda t: gm.graph_mmd([1], [nx.path_graph(3)], "degree"), TypeError,
+         "networkx graphs"),
+        ("orbits of 61 nodes", lambda t: gm.orbit_counts(nx.path_graph(61)), ValueError, "at most 60 nodes"),
+        ("molecule metrics empty", lambda t: gm.molecule_metrics([], ["C"]), ValueError, "generated is empty"),
+        ("QED of bad SMILES", lambda t: gm.qed_values(["C1CC"]), ValueError, "not valid SMILES"),
+        ("link AUC no negatives", lambda t: gm.link_auc_ap([0.5], []), ValueError, r"len\(neg\) must be > 0"),
+    ]  # fmt: skip
+
+
+GRAPH_ROWS = _graph_rows()
+def _tab():
+    from genai_lib.models import copula, tabular_vae
+
+    return tabular_vae, copula
+
+
+def _fid():
+    from genai_lib import fidelity
+
+    return fidelity
+
+
+def _aug():
+    from genai_lib.recipes import augment
+
+    return augment
+
+
+def _health():
+    from genai_lib.recipes import health
+
+    return health
+
+
+def _steer(**kw):
+    from genai_lib.recipes.steering import fine_tune_on_best
+
+    fns = {"sample": lambda m, n, generator: [1] * n, "score": len, "to_batch": lambda items: (torch.zeros(1),)}
+    return fine_tune_on_best(torch.nn.Linear(1, 1), **fns, **kw)
+
+
+_TWO_COL = torch.tensor([[1.0, 2.0], [3.0, 5.0], [4.0, 1.0]])
+_CONST_COL = torch.tensor([[1.0, 7.0], [3.0, 7.0], [4.0, 7.0]])
+_IMGS = torch.zeros(2, 1, 28, 28)
+
+HEALTH_ROWS = [
+    ("tab empty table", lambda t: _tab()[0].TableScaler(2).fit(torch.zeros(0, 2)), ValueError, "x is an empty table"),
+    ("tab one row", lambda t: _tab()[0].TableScaler(2).fit(torch.zeros(1, 2)), ValueError, "empty table"),
+    ("tab constant column", lambda t: _tab()[0].TableScaler(2).fit(_CONST_COL), ValueError, "column 1 is constant"),
+    ("tab not 2-d", lambda t: _tab()[0].TableScaler(2).fit(torch.zeros(4)), ValueError, r"shape \(N, D\)"),
+    ("tab wrong width", lambda t: _tab()[0].TableScaler(3).fit(_TWO_COL), ValueError, "must have 3 columns"),
+    ("tab nan", lambda t: _tab()[0].TableScaler(2).fit(_TWO_COL / 0 * 0), ValueError, "NaN or infinite"),
+    ("tab strings", lambda t: _tab()[0].check_table("x", "abc"), TypeError, "x must be a table"),
+    ("tab binary not 0/1", lambda t: _tab()[0].TableScaler(2, (1,)).fit(_TWO_COL), ValueError, "binary column 1"),
+    ("tab cfg binary out", lambda t: _tab()[0].TabularVAEConfig(n_columns=3, binary=(3,)), ValueError, "binary"),
+    ("tab cfg binary list", lambda t: _tab()[0].TabularVAEConfig(n_columns=3, binary=[0]), ValueError, "binary"),
+    ("tab cfg z 0", lambda t: _tab()[0].TabularVAEConfig(n_columns=3, z_dim=0), ValueError, "z_dim"),
+    ("tab cfg beta 0", lambda t: _tab()[0].TabularVAEConfig(n_columns=3, beta=0.0), ValueError, "beta"),
+    ("tab vae cfg type", lambda t: _tab()[0].TabularVAE({"n_columns": 3}), TypeError, "TabularVAEConfig"),
+    ("copula empty", lambda t: _tab()[1].GaussianCopula().fit(torch.zeros(0, 3)), ValueError, "empty table"),
+    ("copula constant", lambda t: _tab()[1].GaussianCopula().fit(_CONST_COL), ValueError, "column 1 is constant"),
+    ("copula unfitted", lambda t: _tab()[1].GaussianCopula().sample(3), ValueError, "fit"),
+    ("fid auc one class", lambda t: _fid().logistic_auc(_TWO_COL, [1, 1, 1], _TWO_COL, [0, 1, 1]), ValueError, "one"),
+    ("fid auc labels", lambda t: _fid().logistic_auc(_TWO_COL, [0, 1], _TWO_COL, [0, 1, 1]), ValueError, "train_y"),
+    ("fid auc not 0/1", lambda t: _fid().logistic_auc(_TWO_COL, [0, 2, 1], _TWO_COL, [0, 1, 1]), ValueError, "0/1"),
+    ("fid ks width", lambda t: _fid().marginal_ks(_TWO_COL, torch.zeros(3, 3)), ValueError, "fake must have 2"),
+    ("fid dcr width", lambda t: _fid().closest_record_distance(torch.zeros(3, 3), _TWO_COL), ValueError, "query"),
+    ("aug method", lambda t: _aug().augment_scarce("mixup", _IMGS, torch.zeros(2)), ValueError, "method"),
+    ("aug cgan no gan", lambda t: _aug().augment_scarce("cgan", _IMGS, torch.full((2,), 8)), ValueError, "gan="),
+    ("health eps 0", lambda t: _health().train_tabular_vae(0.0), ValueError, "eps"),
+    ("health kind", lambda t: _health().synthetic_patients("gan"), ValueError, "kind"),
+    ("steer top 0", lambda t: _steer(top=0.0), ValueError, "top"),
+    ("steer top 2", lambda t: _steer(top=2.0), ValueError, "top"),
+    ("steer n 0", lambda t: _steer(n=0), ValueError, "n"),
+    ("steer rounds -1", lambda t: _steer(rounds=-1), ValueError, "rounds"),
+]
+
+# --------------------------------------------------------------------------- audio and music (chapter 12)
+
+_WN = WaveNetConfig(n_layers=2, stacks=1, channels=4, skip_channels=4)
+AUDIO_ROWS = [
+    ("wavenet n_layers 0", lambda t: WaveNetConfig(n_layers=0), ValueError, "n_layers must be > 0"),
+    ("wavenet n_layers 17", lambda t: WaveNetConfig(n_layers=17), ValueError, "n_layers must be <= 16"),
+    ("wavenet channels float", lambda t: WaveNetConfig(channels=8.0), TypeError, "channels must be an int"),
+    ("wavenet classes 1", lambda t: WaveNetConfig(classes=1), ValueError, "classes must be >= 2"),
+    ("wavenet huge", lambda t: WaveNetConfig(channels=10**6), ValueError, SIZE),
+    ("wavenet needs its config", lambda t: WaveNet({"n_layers": 2}), TypeError, "needs a WaveNetConfig"),
+    ("receptive_field of a dict", lambda t: receptive_field({}), TypeError, "needs a WaveNetConfig"),
+    ("wavenet float input", lambda t: WaveNet(_WN)(torch.zeros(1, 8)), TypeError, "long tensor of class ids"),
+    ("wavenet 1-D input", lambda t: WaveNet(_WN)(torch.zeros(8, dtype=torch.long)), TypeError, r"\(B, T\) long"),
+    ("wavenet class 256", lambda t: WaveNet(_WN)(torch.full((1, 4), 256)), ValueError, r"class ids in \[0, 255\]"),
+    ("wavenet generate n 0", lambda t: WaveNet(_WN).generate(0), ValueError, "n must be > 0"),
+    ("wavenet generate generator", lambda t: WaveNet(_WN).generate(3, generator=1), TypeError, "generator must be"),
+    ("mu-law encode ints", lambda t: mu_law_encode(torch.zeros(4, dtype=torch.int16)), TypeError, "x must be"),
+    ("mu-law encode NaN", lambda t: mu_law_encode(torch.tensor([NAN])), ValueError, "x contains NaN or infinite"),
+    ("mu-law decode floats", lambda t: mu_law_decode(torch.zeros(3)), TypeError, "integer tensor of class ids"),
+    ("mu-law decode -1", lambda t: mu_law_decode(torch.tensor([-1])), ValueError, r"class ids in \[0, 255\]"),
+    ("lpc order 0", lambda t: LPCConfig(order=0), ValueError, "order must be > 0"),
+    ("lpc noise", lambda t: LPCConfig(noise="cauchy"), ValueError, "noise must be one of"),
+    ("lpc floor 0", lambda t: LPCConfig(floor=0.0), ValueError, r"floor must be in \(0, 1\)"),
+    ("lpc float ids", lambda t: LinearPredictor(LPCConfig()).fit(torch.zeros(100)), TypeError, "long tensor"),
+    (
+        "lpc too short",
+        lambda t: LinearPredictor(LPCConfig(order=8)).fit(torch.zeros(5, dtype=torch.long)),
+        ValueError,
+        "more than order=8",
+    ),  # fmt: skip
+    (
+        "lpc predict unfitted",
+        lambda t: LinearPredictor(LPCConfig()).predict(torch.zeros(64, dtype=torch.long)),
+        RuntimeError,
+        "call fit",
+    ),  # fmt: skip
+    ("audio int16", lambda t: check_audio("x", np.zeros(8, dtype=np.int16)), TypeError, "divide int16 by 32768"),
+    ("audio int tensor", lambda t: wav_bytes(torch.zeros(8, dtype=torch.long)), TypeError, "floating waveform"),
+    ("audio stereo", lambda t: wav_bytes(np.zeros((2, 8), dtype=np.float32)), ValueError, "1-D"),
+    ("audio empty", lambda t: wav_bytes(np.zeros(0, dtype=np.float32)), ValueError, "x is empty"),
+    ("audio too loud", lambda t: wav_bytes(np.full(4, 2.0, dtype=np.float32)), ValueError, r"\[-1, 1\]"),
+    ("audio NaN", lambda t: wav_bytes(np.full(4, np.nan, dtype=np.float32)), ValueError, "NaN or inf"),
+    ("audio a list", lambda t: wav_bytes([0.0, 0.1]), TypeError, "1-D float array"),
+    ("audio rate 100", lambda t: wav_bytes(np.zeros(4, dtype=np.float32), 100), ValueError, "rate must be in"),
+    ("audio rate float", lambda t: wav_bytes(np.zeros(4, dtype=np.float32), 8000.0), TypeError, "rate must be an int"),
+    ("render no notes", lambda t: render_notes([]), ValueError, "got no notes"),
+    ("render rate 10^6", lambda t: render_notes([(0, 60, 0.0, 1.0)], rate=10**6), ValueError, "rate must be in"),
+    (
+        "render tempo 0",
+        lambda t: render_notes([(0, 60, 0.0, 1.0)], seconds_per_quarter=0),
+        ValueError,
+        "seconds_per_quarter must be > 0",
+    ),  # fmt: skip
+    ("render an hour", lambda t: render_notes([(0, 60, 0.0, 10**5)]), ValueError, "pass max_seconds"),
+    ("tones 0 clips", lambda t: synth_tones(0), ValueError, "n_clips must be > 0"),
+    (
+        "audio windows too short",
+        lambda t: windows(np.zeros(3, dtype=np.float32), 8),
+        ValueError,
+        "fewer than one window",
+    ),
+    ("chorale with no notes", lambda t: ChoraleTokenizer().encode([]), ValueError, "no notes"),
+    ("chorale voice 4", lambda t: ChoraleTokenizer().encode([(4, 60, 0.0, 1.0)]), ValueError, "voice must be in"),
+    ("chorale pitch 127", lambda t: ChoraleTokenizer().encode([(0, 127, 0.0, 1.0)]), ValueError, "pitch must be"),
+    ("chorale triplet", lambda t: ChoraleTokenizer().encode([(0, 60, 0.0, 1 / 3)]), ValueError, "multiple of 1/4"),
+    ("chorale gap", lambda t: ChoraleTokenizer().encode([(0, 60, 1.0, 1.0)]), ValueError, "not contiguous"),
+    ("chorale decode nothing", lambda t: ChoraleTokenizer().decode([0, 1]), ValueError, "hold no notes"),
+    ("chorale tokenizer range", lambda t: ChoraleTokenizer(low=90, high=80), ValueError, "low < high"),
+    ("chorales n 0", lambda t: load_chorales(0), ValueError, "n must be > 0"),
+    ("pitch histogram empty", lambda t: pitch_class_histogram([]), ValueError, "non-empty list of chorales"),
+    ("TV negative", lambda t: total_variation([-1.0, 2.0], [0.5, 0.5]), ValueError, "non-negative"),
+]
+
+
 ROWS = (
     CHECKPOINT_ROWS
     + TRAIN_ROWS
@@ -2407,6 +2637,9 @@ ROWS = (
     + INTERPRET_ROWS
     + PRIVACY_ROWS
     + MULTIMODAL_ROWS
+    + GRAPH_ROWS
+    + HEALTH_ROWS
+    + AUDIO_ROWS
 )
 
 

@@ -68,7 +68,9 @@ def book_html(tmp_path_factory) -> Path:
     config = out / "_config.yml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     env = {**os.environ, "GENAI_FAST": "1", "GENAI_BOOK": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [str(BIN / "jupyter-book"), "build", str(ROOT), "--path-output", str(out), "--config", str(config)]
+    # executed as scripts/book.sh does: pages side by side in Sphinx's parallel read
+    jb = [sys.executable, str(ROOT / "scripts" / "jb_parallel.py")]
+    cmd = [*jb, "build", str(ROOT), "--path-output", str(out), "--config", str(config)]
     start = time.monotonic()
     res = subprocess.run([*cmd, "-W", "--keep-going"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]

@@ -78,3 +78,15 @@ def test_ruff_holds_notebook_code_to_88_columns():
         text=True,
     )
     assert res.returncode == 1 and "E501" in res.stdout, res.stdout + res.stderr
+
+
+def test_every_glossary_term_is_listed_once():
+    """Chapters merged side by side each add glossary rows; a term defined twice is one too many."""
+    rows = [
+        line.split("|")[1].strip().lower()
+        for line in (ROOT / "chapters/appendix/glossary.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ") and not line.startswith("|---")
+    ]
+    assert len(rows) > 100, "expected the glossary's table rows"
+    twice = sorted({term for term in rows if rows.count(term) > 1})
+    assert not twice, f"defined more than once: {twice}"
