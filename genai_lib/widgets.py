@@ -36,6 +36,7 @@ __all__ = [
     "text_sampler",
     "SAMPLING_GRID",
     "widget_mode",
+    "picker",
 ]
 
 
@@ -349,3 +350,57 @@ def text_sampler(
         w.observe(update, names="value")
     update()
     return widgets.VBox([box, temp, topk, topp, out])
+
+
+def picker(
+    render: Callable[[str], np.ndarray],
+    options: Sequence[str],
+    *,
+    description: str = "show",
+    typed: bool = False,
+    scale: int = 3,
+    alt: str = "the image for",
+    mode: str = "auto",
+):
+    """A choice among ``options`` (captions, observed views) and the image ``render(option)``.
+
+    Static (the book, no kernel): a dropdown jslinked to pre-rendered frames. Live: the same
+    dropdown calling ``render``, and with ``typed=True`` a text box too ("type a caption"): a
+    ``ValueError`` from ``render`` (an unknown word) is shown instead of an image.
+    """
+    import ipywidgets as widgets
+
+    if not callable(render):
+        raise TypeError(f"render must be callable, got {type(render).__name__}")
+    options = [str(o) for o in options]
+    if not options or len(set(options)) != len(options):
+        raise ValueError(f"options must be distinct and at least one, got {options}")
+    check_positive("scale", scale)
+    drop = widgets.Dropdown(options=options, value=options[0], description=description)
+    if widget_mode(mode) == "static":
+        frames = [np.asarray(render(o)) for o in options]
+        px = frames[0].shape[1] * scale
+        stack = widgets.Stack(
+            [widgets.HTML(img_html(to_png(f, scale), px, f"{alt} {o}")) for f, o in zip(frames, options, strict=True)],
+            selected_index=0,
+        )
+        widgets.jslink((drop, "index"), (stack, "selected_index"))
+        return widgets.VBox([drop, stack])
+    out = widgets.HTML()
+
+    def show(text: str) -> None:
+        try:
+            frame = np.asarray(render(text))
+        except ValueError as exc:
+            out.value = f"<p>{html.escape(str(exc))}</p>"
+            return
+        out.value = img_html(to_png(frame, scale), frame.shape[1] * scale, f"{alt} {text}")
+
+    drop.observe(lambda change: show(change["new"]), names="value")
+    parts = [drop]
+    if typed:
+        box = widgets.Text(value=options[0], description="caption", continuous_update=False)
+        box.observe(lambda change: show(change["new"]), names="value")
+        parts.append(box)
+    show(options[0])
+    return widgets.VBox([*parts, out])

@@ -2285,6 +2285,111 @@ ETHICS_ROWS = [
 ]
 
 
+def _mm():
+    from genai_lib import captions
+    from genai_lib.models import multimodal, mvae
+
+    return captions, multimodal, mvae
+
+
+_CAPTIONER = lambda: _mm()[1].Captioner(
+    _mm()[1].CaptionerConfig(patch=7, n_embd=16, n_head=2, enc_layers=1, dec_layers=1)
+)
+_MVAE = lambda: _mm()[2].MultimodalVAE(_mm()[2].MVAEConfig(z_dim=2, width=4, hidden=8))
+MULTIMODAL_ROWS = [
+    (
+        "caption unknown word",
+        lambda t: _mm()[0].CaptionTokenizer().encode("a large thick seven slanting up"),
+        ValueError,
+        r"text has unknown words \['up'\]",
+    ),
+    ("caption empty", lambda t: _mm()[0].CaptionTokenizer().encode(""), ValueError, "text is an empty caption"),
+    (
+        "caption wrong order",
+        lambda t: _mm()[0].parse_caption("thick a large seven slanting right"),
+        ValueError,
+        "text must read 'a <size>",
+    ),
+    ("caption not a str", lambda t: _mm()[0].parse_caption(3), TypeError, "text must be a str"),
+    (
+        "caption attrs out of range",
+        lambda t: _mm()[0].caption((7, 3, 0, 0)),
+        ValueError,
+        r"attrs thickness must be an int in \[0, 3\)",
+    ),
+    (
+        "attributes digits shape",
+        lambda t: _mm()[0].attributes(img(2), [1]),
+        ValueError,
+        r"digits must be 2 integer labels",
+    ),
+    ("attributes digit 10", lambda t: _mm()[0].attributes(img(2), [1, 10]), ValueError, r"digits must be in \[0, 9\]"),
+    (
+        "captioner image shape",
+        lambda t: _CAPTIONER().encode(torch.zeros(2, 1, 14, 14)),
+        ValueError,
+        r"images must have shape \(N, 1, 28, 28\), got \(2, 1, 14, 14\)",
+    ),
+    (
+        "captioner ids too long",
+        lambda t: _CAPTIONER()(img(1), torch.zeros(1, 9, dtype=torch.long)),
+        ValueError,
+        "at most max_len=8",
+    ),
+    (
+        "captioner batch mismatch",
+        lambda t: _CAPTIONER()(img(2), torch.ones(3, 4, dtype=torch.long)),
+        ValueError,
+        "same batch size, got 2 and 3",
+    ),
+    ("captioner patch 5", lambda t: _mm()[1].CaptionerConfig(patch=5), ValueError, "patch must divide 28"),
+    (
+        "info_nce shapes",
+        lambda t: _mm()[1].info_nce(torch.zeros(2, 3), torch.zeros(3, 3), 0.0),
+        ValueError,
+        r"img and txt must both be \(B, D\)",
+    ),
+    (
+        "info_nce same diagonal",
+        lambda t: _mm()[1].info_nce(torch.zeros(2, 3), torch.zeros(2, 3), 0.0, torch.zeros(2, 2, dtype=torch.bool)),
+        ValueError,
+        "true diagonal",
+    ),
+    ("mvae no view", lambda t: _MVAE().posterior(), ValueError, "give at least one view: image or words"),
+    ("mvae no view generate", lambda t: _MVAE().generate(), ValueError, "both are missing"),
+    ("mvae image shape", lambda t: _MVAE().experts(image=torch.zeros(2, 28, 28)), ValueError, "image must have shape"),
+    (
+        "mvae words length",
+        lambda t: _MVAE().experts(words=torch.ones(2, 8, dtype=torch.long)),
+        ValueError,
+        r"words must be \(B, 6\) word ids",
+    ),
+    (
+        "mvae posterior kind",
+        lambda t: _mm()[2].MVAEConfig(posterior="sum"),
+        ValueError,
+        "posterior must be 'poe' or 'moe'",
+    ),
+    ("mvae views", lambda t: _mm()[2].MVAEConfig(views=("audio",)), ValueError, "views must be a non-empty subset"),
+    (
+        "mvae view absent",
+        lambda t: (
+            _mm()[2]
+            .MultimodalVAE(_mm()[2].MVAEConfig(views=("image",), z_dim=2, width=4))
+            .experts(words=torch.ones(1, 6, dtype=torch.long))
+        ),
+        ValueError,
+        "this model has no caption view",
+    ),
+    (
+        "recipe unknown",
+        lambda t: __import__("genai_lib.recipes.multimodal", fromlist=["x"]).train_multimodal("dalle"),
+        ValueError,
+        "name must be one of",
+    ),
+]
+
+
 # --------------------------------------------------------------------------- graphs (chapter 11)
 
 
@@ -2620,6 +2725,7 @@ ROWS = (
     + COMPRESS_ROWS
     + INTERPRET_ROWS
     + PRIVACY_ROWS
+    + MULTIMODAL_ROWS
     + GRAPH_ROWS
     + HEALTH_ROWS
     + AUDIO_ROWS

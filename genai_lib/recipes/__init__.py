@@ -12,6 +12,8 @@ a benchmark prints come from the same settings. One module per chapter family:
   super-resolution and inpainting, the UCI-digits classifier and their evaluations;
 - :mod:`genai_lib.recipes.stylegan`: chapter 5's StyleGAN and its measurements (FID beside the
   DCGAN, style mixing, truncation, path length, noise);
+- :mod:`genai_lib.recipes.multimodal`: chapters 9-10's captioner, contrastive model, text-to-image
+  VAE and multimodal VAEs on captioned MNIST (:mod:`~genai_lib.recipes.multimodal_eval` scores them);
 - :mod:`genai_lib.recipes.language`: GPT and LSTM training on token streams (chapters 7-8);
 - :mod:`genai_lib.recipes.applications`: chapter 13's level GPT (and its refinement with a solver
   in the loop) and code GPT, with their measurements;
