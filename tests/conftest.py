@@ -52,3 +52,17 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+# The two longest files (minutes each) go first, so that under scripts/test.sh's two
+# pytest-xdist workers (which hand out whole files in collection order) each starts at once on a
+# worker of its own instead of being the tail of the run.
+FIRST = ("tests/test_readme_commands.py", "tests/test_browser_book.py")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return FIRST.index(path) if path in FIRST else len(FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
