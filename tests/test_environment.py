@@ -1,5 +1,6 @@
 """The pip files and environment.yml describe one environment; the book config keeps its promises."""
 
+import re
 from pathlib import Path
 
 import yaml
@@ -86,3 +87,25 @@ def test_notebooks_are_committed_without_outputs():
             if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
         ]
         assert not dirty, f"{nb.name}: cells {dirty} have outputs; strip them"
+
+
+def test_readme_chapter_table_matches_the_toc():
+    """A chapter whose notebooks are in the book is not called "planned" in the README."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    in_book = {
+        int(m.group(1))
+        for part in toc["parts"]
+        for ch in part["chapters"]
+        for s in [ch, *ch.get("sections", [])]
+        if (m := re.match(r"chapters/(\d\d)_", s.get("file", "")))
+    }
+    rows = re.findall(r"^\| (\d+)(?:-(\d+))? \| [^|]+ \| (\w+) \|$", (ROOT / "README.md").read_text(), re.M)
+    assert rows, "README has no chapter table"
+    seen = set()
+    for first, last, status in rows:
+        numbers = set(range(int(first), int(last or first) + 1))
+        seen |= numbers
+        if numbers <= in_book:
+            label = f"{first}-{last}" if last else first
+            assert status == "written", f"README calls chapter(s) {label} {status!r}, but they are in the book"
+    assert in_book <= seen, f"chapters in the book with no README row: {sorted(in_book - seen)}"
