@@ -11,8 +11,8 @@ Trains from scratch (``cache=False``), in full mode, the recipes the chapter-16 
   without privacy (the chapter's recipe, compared like with like); the plain curve is printed;
 - membership inference against an MLP overfit on 500 digits and its DP twin at epsilon 8 (and 1
   and 3, printed), on a class-stratified pool: the loss-threshold attack and LiRA with shadow
-  models (``membership``); the AUC reported is the stronger of the two attacks (the loss
-  threshold, in every run so far), the TPR at 1% FPR is LiRA's;
+  models (``membership``); the AUC reported is the stronger of the two attacks in each run
+  (max of the two), the TPR at 1% FPR is LiRA's;
 - canary exposure in a character GPT trained without and with DP-SGD (``recipes.canary``);
 - FedAvg on ten non-IID clients (two digits each) against central training (``recipes.federated``).
 
