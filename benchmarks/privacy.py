@@ -5,10 +5,14 @@ Trains from scratch (``cache=False``), in full mode, the recipes the chapter-16 
 - the class-conditional VAE on the 4,000 MNIST training digits without privacy and by DP-SGD at
   epsilon 1, 3 and 8 (delta 1e-5) (``genai_lib.recipes.privacy.train_dp_cvae``), each scored
   by train-synthetic-test-real accuracy (an MLP trained only on 4,000 of its labelled samples,
-  tested on the 1,000 real test digits) and classifier-FID;
-- membership inference against an MLP overfit on 500 digits and its DP twin at epsilon 8: the
-  loss-threshold attack and LiRA with shadow models (``membership``); the AUC reported is the
-  better of the two attacks, the TPR at 1% FPR is LiRA's;
+  tested on the 1,000 real test digits) and classifier-FID; the same from random weights
+  ("plain") and pretrained on the public UCI digits ("public", ``public=True``), and the public
+  model alone. ``dp_tstr`` and ``nodp_tstr`` are the public-pretrained models at epsilon 8 and
+  without privacy (the chapter's recipe, compared like with like); the plain curve is printed;
+- membership inference against an MLP overfit on 500 digits and its DP twin at epsilon 8 (and 1
+  and 3, printed), on a class-stratified pool: the loss-threshold attack and LiRA with shadow
+  models (``membership``); the AUC reported is the stronger of the two attacks in each run
+  (max of the two), the TPR at 1% FPR is LiRA's;
 - canary exposure in a character GPT trained without and with DP-SGD (``recipes.canary``);
 - FedAvg on ten non-IID clients (two digits each) against central training (``recipes.federated``).
 
@@ -36,19 +40,41 @@ import torch
 
 from genai_lib.recipes.canary import exposure_of, extract, train_canary_gpt
 from genai_lib.recipes.federated import central_run, federated_run
-from genai_lib.recipes.privacy import EPSILONS, fid, membership, train_dp_cvae, tstr
+from genai_lib.recipes.privacy import EPSILONS, fid, membership, pretrain_public_cvae, train_dp_cvae, tstr
 
 
 def generators(cache: bool = False) -> dict[str, Any]:
     torch.set_num_threads(1)
     out: dict[str, Any] = {"real_tstr": tstr(None)}
-    for eps in (None, *EPSILONS):
-        t0 = time.perf_counter()
-        model, info = train_dp_cvae(eps, cache=cache)
-        out[eps] = {"tstr": tstr(model), "fid": fid(model), "eps": info["epsilon"], "sigma": info["noise_multiplier"],
-                    "seconds": time.perf_counter() - t0}  # fmt: skip
-        print(f"  generator eps={eps}: {out[eps]}", flush=True)
+    t0 = time.perf_counter()
+    pub = pretrain_public_cvae() if cache else _fresh(pretrain_public_cvae)
+    out["public_only"] = {"tstr": tstr(pub), "fid": fid(pub), "seconds": time.perf_counter() - t0}
+    print(f"  generator public only (UCI digits, no MNIST): {out['public_only']}", flush=True)
+    for public in (False, True):
+        for eps in (None, *EPSILONS):
+            t0 = time.perf_counter()
+            model, info = train_dp_cvae(eps, public=public, cache=cache)
+            out[public, eps] = {"tstr": tstr(model), "fid": fid(model), "eps": info["epsilon"],
+                                "sigma": info["noise_multiplier"], "seconds": time.perf_counter() - t0}  # fmt: skip
+            print(f"  generator {'public' if public else 'plain'} eps={eps}: {out[public, eps]}", flush=True)
     return out
+
+
+def _fresh(fn: Any) -> Any:
+    """``fn()`` with its cache entry recomputed (the public model has no ``cache=False``)."""
+    import os
+    import tempfile
+
+    old = os.environ.get("GENAI_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["GENAI_CACHE_DIR"] = tmp
+        try:
+            return fn()
+        finally:
+            if old is None:
+                os.environ.pop("GENAI_CACHE_DIR")
+            else:
+                os.environ["GENAI_CACHE_DIR"] = old
 
 
 def attacks(cache: bool = False) -> dict[str, Any]:
@@ -59,6 +85,9 @@ def attacks(cache: bool = False) -> dict[str, Any]:
         out[f"mia_{dp}"] = {k: r[k] for k in ("auc_loss", "auc_lira", "tpr1_loss", "tpr1_lira", "train_acc", "test_acc",
                                               "epsilon")}  # fmt: skip
         print(f"  membership dp={dp}: {out[f'mia_{dp}']}", flush=True)
+    for e in EPSILONS[:-1]:
+        r = membership(True, eps=e, cache=cache)
+        print(f"  membership dp=True eps={e:g}: auc_loss={r['auc_loss']:.4f} auc_lira={r['auc_lira']:.4f}", flush=True)
     for dp in (False, True):
         model, info = train_canary_gpt(dp, cache=cache)
         bits, _ = exposure_of(model, info["tokenizer"])
@@ -83,8 +112,12 @@ def main() -> None:
     eps = max(EPSILONS)
     mo, md = a["mia_False"], a["mia_True"]
     print(f"  real-data classifier: {g['real_tstr']:.4f}")
+    for public in (False, True):
+        curve = " ".join(f"eps{e:g}={g[public, e]['tstr']:.4f}" for e in EPSILONS)
+        print(f"  tstr {'public' if public else 'plain'}: {curve} nodp={g[public, None]['tstr']:.4f}")
+    print(f"  tstr public only: {g['public_only']['tstr']:.4f}")
     print(
-        f"privacy: eps={eps:g} dp_tstr={g[eps]['tstr']:.4f} nodp_tstr={g[None]['tstr']:.4f} "
+        f"privacy: eps={eps:g} dp_tstr={g[True, eps]['tstr']:.4f} nodp_tstr={g[True, None]['tstr']:.4f} "
         f"mia_auc_overfit={max(mo['auc_loss'], mo['auc_lira']):.4f} "
         f"mia_auc_dp={max(md['auc_loss'], md['auc_lira']):.4f} "
         f"mia_tpr1_overfit={mo['tpr1_lira']:.4f} canary_exposure_nodp={a['canary_False']['exposure']:.2f} "

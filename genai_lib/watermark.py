@@ -15,6 +15,26 @@ detector needs the key and the tokenizer, not the model. Text with many repeated
 token) pairs breaks the independence the z-test assumes; ``ignore_repeated=True`` scores each
 pair once (Fernandez et al. 2023 make the same correction).
 
+Text, distortion-free: the Gumbel-max (exponential-minimum) watermark of Aaronson 2022, in the
+form of Kuditipudi et al. 2023 (*Robust Distortion-free Watermarks for Language Models*), with
+the exact p-value of Fernandez et al. 2023. The key fixes, for each position t of the generated
+text and previous token, V uniforms u_{t,1..V} (a :class:`GumbelKey`). The sampler does not draw the next token
+from p = softmax(logits): it takes the token i maximising u_{t,i} ** (1 / p_i), equivalently
+logits_i + G_{t,i} with the Gumbel noise G = -log(-log u) (a :class:`GumbelProcessor`). Over
+the key's randomness that token has exactly the distribution p (the Gumbel-max trick), so the
+watermarked text has the model's distribution and costs no perplexity in expectation; for the
+key's owner the chosen tokens have suspiciously large u. The score
+
+    S = sum_t -log(1 - u_{t, x_t})                                       (Aaronson 2022)
+
+is a sum of n independent Exp(1) variables for text written without the key (u_{t, x_t} is then
+uniform), so S ~ Gamma(n, 1) and p = Q(n, S), the regularised upper incomplete gamma function
+(:func:`gumbel_pvalue`, exact at any length). Because the uniforms are indexed by position, not by
+the previous token alone, repeated characters do not correlate the scores (the previous token
+is hashed in as well, so that different texts use different numbers); the detector must know
+where the generated text starts (``offset``), and an edited token costs two scores, as for the
+green list.
+
 Images: the tree-ring watermark of Wen et al. 2023. A key is written into the centre (the low
 frequencies) of the 2-D Fourier transform of the *initial noise* x_T of the deterministic DDIM
 sampler, as rings of constant value; the image is sampled from that noise. To detect it, the
@@ -40,6 +60,10 @@ __all__ = [
     "watermark_z",
     "green_fraction",
     "random_token_edits",
+    "GumbelKey",
+    "GumbelProcessor",
+    "gumbel_score",
+    "gumbel_pvalue",
     "ring_mask",
     "tree_ring_key",
     "embed_tree_ring",
@@ -194,6 +218,98 @@ def random_token_edits(
     flip[:, 0] = False
     new = torch.randint(0, vocab_size, ids.shape, generator=generator, device=src).to(ids.device)
     return torch.where(flip, new, ids)
+
+
+# -------------------------------------------------------------------- Gumbel-max (distortion-free)
+class GumbelKey:
+    """The key's uniforms: ``uniforms(t, prev)`` is float64 (V,) in (0, 1), a deterministic
+    function of (key, t, prev) for position t >= 0 of the generated text and previous token prev
+    (drawn once and kept). The position makes every scored token's uniforms fresh (an exact null
+    however often the text repeats itself); the previous token makes two texts that differ
+    use different numbers at the same position."""
+
+    def __init__(self, vocab_size: int, *, key: int = 0) -> None:
+        check_positive("vocab_size", vocab_size)
+        if vocab_size < 2:
+            raise ValueError(f"vocab_size must be >= 2 to choose between tokens, got {vocab_size}")
+        self.vocab_size, self.key = vocab_size, _check_int("key", key)
+        self._rows: dict[tuple[int, int], torch.Tensor] = {}
+
+    def seed(self, t: int, prev: int) -> int:
+        """The generator seed of position ``t`` after token ``prev`` (a 63-bit hash)."""
+        return (self.key * _MIX[1] + (t + 1) * _MIX[0] + (prev + 1) * (_MIX[0] ^ _MIX[1])) % (2**63 - 1)
+
+    def uniforms(self, t: int, prev: int) -> torch.Tensor:
+        """float64 (V,): the uniforms of position ``t`` after token ``prev``, away from 0 and 1."""
+        t, prev = int(t), int(prev)
+        if t < 0:
+            raise ValueError(f"t (a position in the generated text) must be >= 0, got {t}")
+        if not 0 <= prev < self.vocab_size:
+            raise ValueError(f"token ids must be in [0, {self.vocab_size}), got {prev}")
+        if (t, prev) not in self._rows:
+            g = torch.Generator().manual_seed(self.seed(t, prev))
+            u = torch.rand(self.vocab_size, generator=g, dtype=torch.float64)
+            self._rows[t, prev] = u.clamp(1e-12, 1 - 1e-12)
+        return self._rows[t, prev]
+
+    def table(self, prev: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """float64 (B, T, V): the uniforms after each id of ``prev`` (B, T), column j at
+        position offset + j."""
+        rows = [[self.uniforms(offset + j, p) for j, p in enumerate(r)] for r in prev.tolist()]
+        return torch.stack([torch.stack(r) for r in rows])
+
+
+class GumbelProcessor:
+    """A logits processor that makes the choice: ``(ids (B, T), logits (B, V))`` -> logits that
+    are 0 at argmax_i (log p_i + G_i), G = -log(-log u) with u = uniforms(T - ``start``,
+    ids[:, -1]), and -inf elsewhere (``start``: the prompt's length, so the first generated token
+    has t = 0). Over the key the choice is a sample of softmax(logits) (temperature 1: divide
+    the logits first for another); any sampler downstream can only pick it."""
+
+    def __init__(self, key: GumbelKey, *, start: int) -> None:
+        if not isinstance(key, GumbelKey):
+            raise TypeError(f"key must be a GumbelKey, got {type(key).__name__}")
+        start = _check_int("start", start)
+        if start < 1:
+            raise ValueError(f"start (the prompt length) must be >= 1, got {start}")
+        self.key, self.start = key, start
+
+    def __call__(self, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        if logits.dim() != 2 or logits.shape[-1] != self.key.vocab_size:
+            raise ValueError(f"logits must be (B, {self.key.vocab_size}), got {tuple(logits.shape)}")
+        t = ids.shape[1] - self.start
+        if t < 0:
+            raise ValueError(f"ids hold {ids.shape[1]} tokens, fewer than start={self.start}")
+        u = torch.stack([self.key.uniforms(t, p) for p in ids[:, -1].tolist()])
+        gumbel = -torch.log(-torch.log(u)).to(logits.device)
+        pick = (torch.log_softmax(logits.double(), -1) + gumbel).argmax(-1, keepdim=True)
+        return torch.full_like(logits, float("-inf")).scatter(-1, pick, 0.0)
+
+
+def gumbel_score(ids: Any, key: GumbelKey, *, offset: int = 0) -> torch.Tensor:
+    """S = sum_t -log(1 - u_t[x_t]) per row (B,) (float64): ids (B, T) or (T,) are the prompt's
+    last token followed by generated ones, token j >= 1 scored with uniforms(offset + j - 1,
+    ids[j - 1]); Gamma(T - 1, 1) for text written without the key."""
+    if not isinstance(key, GumbelKey):
+        raise TypeError(f"key must be a GumbelKey, got {type(key).__name__}")
+    offset = _check_int("offset", offset)
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    rows = _as_rows(ids)
+    lo, hi = int(rows.min()), int(rows.max())
+    if lo < 0 or hi >= key.vocab_size:
+        raise ValueError(f"token ids must be in [0, {key.vocab_size}), got values in [{lo}, {hi}]")
+    u = key.table(rows[:, :-1], offset)  # (B, T - 1, V)
+    r = u.gather(-1, rows[:, 1:, None]).squeeze(-1)  # u_t[x_t]
+    return -torch.log1p(-r).sum(1)
+
+
+def gumbel_pvalue(ids: Any, key: GumbelKey, *, offset: int = 0) -> torch.Tensor:
+    """The exact p-value P(Gamma(n, 1) >= S) per row (B,) (float64), n = T - 1 scored tokens:
+    small means watermarked."""
+    s = gumbel_score(ids, key, offset=offset)
+    n = torch.full_like(s, float(torch.as_tensor(ids).shape[-1] - 1))
+    return torch.special.gammaincc(n, s)
 
 
 # ---------------------------------------------------------------------------------------- images

@@ -2178,6 +2178,8 @@ def _fx():
 
 
 _GREEN = lambda: _wm().GreenList(10, gamma=0.5)
+_GKEY = lambda: _wm().GumbelKey(10)
+_IDS2 = lambda: torch.zeros(1, 2, dtype=torch.long)
 ETHICS_ROWS = [
     (
         "wm delta negative",
@@ -2281,6 +2283,49 @@ ETHICS_ROWS = [
         lambda t: _fx().near_copies(torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(3, 4), quantile=2.0),
         ValueError,
         "quantile",
+    ),
+    ("gumbel key vocab 1", lambda t: _wm().GumbelKey(1), ValueError, "vocab_size must be >= 2"),
+    ("gumbel key float key", lambda t: _wm().GumbelKey(10, key=0.5), TypeError, "key must be an int"),
+    ("gumbel negative position", lambda t: _wm().GumbelKey(10).uniforms(-1, 0), ValueError, r"t \(a position"),
+    ("gumbel prev out of vocab", lambda t: _GKEY().uniforms(0, 10), ValueError, r"token ids must be in \[0, 10\)"),
+    (
+        "gumbel processor key",
+        lambda t: _wm().GumbelProcessor(_GREEN(), start=1),
+        TypeError,
+        "key must be a GumbelKey",
+    ),
+    ("gumbel processor start 0", lambda t: _wm().GumbelProcessor(_GKEY(), start=0), ValueError, "start"),
+    (
+        "gumbel processor short ids",
+        lambda t: _wm().GumbelProcessor(_GKEY(), start=3)(_IDS2(), torch.zeros(1, 10)),
+        ValueError,
+        "fewer than start=3",
+    ),
+    (
+        "gumbel processor logits shape",
+        lambda t: _wm().GumbelProcessor(_GKEY(), start=1)(_IDS2(), torch.zeros(1, 9)),
+        ValueError,
+        r"logits must be \(B, 10\)",
+    ),
+    ("gumbel score one token", lambda t: _wm().gumbel_score(torch.tensor([3]), _GKEY()), ValueError, "at least 2"),
+    ("gumbel score float ids", lambda t: _wm().gumbel_score(torch.rand(5), _GKEY()), TypeError, "integer token ids"),
+    (
+        "gumbel score id out of vocab",
+        lambda t: _wm().gumbel_pvalue(torch.tensor([0, 12]), _GKEY()),
+        ValueError,
+        r"token ids must be in \[0, 10\)",
+    ),
+    (
+        "gumbel score negative offset",
+        lambda t: _wm().gumbel_score(torch.tensor([0, 1]), _GKEY(), offset=-1),
+        ValueError,
+        "offset must be >= 0",
+    ),
+    (
+        "gumbel score not a key",
+        lambda t: _wm().gumbel_score(torch.tensor([0, 1]), _GREEN()),
+        TypeError,
+        "key must be a GumbelKey",
     ),
 ]
 

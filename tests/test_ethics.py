@@ -15,9 +15,13 @@ from genai_lib.recipes.ethics import sequence_nats
 from genai_lib.sampling import generate_tokens
 from genai_lib.watermark import (
     GreenList,
+    GumbelKey,
+    GumbelProcessor,
     WatermarkProcessor,
     embed_tree_ring,
     green_fraction,
+    gumbel_pvalue,
+    gumbel_score,
     random_token_edits,
     ring_mask,
     tree_ring_distance,
@@ -224,3 +228,66 @@ def test_the_benchmark_calls_the_chapter_recipes():
     spec.loader.exec_module(bench)
     assert bench.text_watermark is ethics.text_watermark and bench.detector_table is ethics.detector_table
     assert bench.image_watermark is ethics.image_watermark and bench.copy_search is ethics.copy_search
+
+
+# ----------------------------------------------------------- the Gumbel-max (distortion-free) watermark
+def test_the_gumbel_key_is_a_deterministic_function_of_the_key_position_and_previous_token():
+    a, b = GumbelKey(30, key=7), GumbelKey(30, key=7)
+    for t, prev in ((0, 0), (5, 3), (99, 29)):
+        assert torch.equal(a.uniforms(t, prev), b.uniforms(t, prev))  # a fresh instance: the same
+    assert not torch.equal(a.uniforms(3, 1), a.uniforms(4, 1))  # another position
+    assert not torch.equal(a.uniforms(3, 1), a.uniforms(3, 2))  # another previous token
+    assert not torch.equal(a.uniforms(3, 1), GumbelKey(30, key=8).uniforms(3, 1))  # another key
+    u = a.table(torch.tensor([[1, 2], [5, 5]]), offset=2)
+    assert u.shape == (2, 2, 30) and torch.equal(u[0, 1], a.uniforms(3, 2))
+    assert float(u.min()) > 0 and float(u.max()) < 1
+
+
+def test_gumbel_sampling_has_the_model_distribution_over_keys():
+    # one fixed next-token distribution p; over 4000 keys the watermarked choice is a sample of p
+    p = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
+    logits = p.log()[None]
+    ids = torch.zeros(1, 1, dtype=torch.long)
+    picks = torch.tensor(
+        [int(GumbelProcessor(GumbelKey(5, key=k), start=1)(ids, logits).argmax()) for k in range(4000)]
+    )
+    freq = torch.bincount(picks, minlength=5).double() / len(picks)
+    assert float((freq - p.double()).abs().max()) < 0.03  # se of each frequency <= 0.008
+
+
+def test_the_gumbel_processor_leaves_exactly_one_token_for_the_sampler():
+    key = GumbelKey(12, key=1)
+    out = GumbelProcessor(key, start=2)(torch.zeros(3, 4, dtype=torch.long), torch.randn(3, 12))
+    assert bool((torch.isfinite(out).sum(-1) == 1).all())
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=12, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    prompt = torch.randint(0, 12, (4, 3), generator=torch.Generator().manual_seed(0))
+    runs = [
+        model.generate(prompt, 30, generator=torch.Generator().manual_seed(s),
+                       logits_processor=GumbelProcessor(key, start=3))
+        for s in (0, 1)
+    ]  # fmt: skip
+    assert torch.equal(runs[0], runs[1])  # the key, not the sampler's generator, chooses
+    assert bool((gumbel_pvalue(runs[0][:, 2:], key) < 1e-3).all())  # the key finds its text
+    plain = model.generate(prompt, 30, generator=torch.Generator().manual_seed(0))
+    assert bool((gumbel_pvalue(plain[:, 2:], key) > 1e-3).all())
+
+
+def test_the_gumbel_score_is_its_gamma_null_on_unwatermarked_text():
+    # text written without the key: random tokens that repeat pairs a lot (8 symbols), 400 keys
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 8, (400, 201), generator=g)
+    s = torch.cat([gumbel_score(ids[k : k + 1], GumbelKey(8, key=k)) for k in range(400)])
+    assert abs(float(s.mean()) - 200) < 3 * 200**0.5 / 20  # Gamma(200, 1): mean 200, sd sqrt(200)
+    assert 0.85 < float(s.std()) / 200**0.5 < 1.15
+    pv = torch.cat([gumbel_pvalue(ids[k : k + 1], GumbelKey(8, key=k)) for k in range(400)])
+    assert abs(float(pv.mean()) - 0.5) < 0.05 and float((pv < 0.01).double().mean()) < 0.03
+
+
+def test_the_gumbel_score_counted_by_hand():
+    key = GumbelKey(10, key=3)
+    ids = torch.tensor([4, 1, 7, 7, 2])
+    want = sum(-math.log(1 - float(key.uniforms(2 + j, int(ids[j]))[int(ids[j + 1])])) for j in range(4))
+    assert float(gumbel_score(ids, key, offset=2)) == pytest.approx(want)
+    q = torch.special.gammaincc(torch.tensor(4.0, dtype=torch.float64), torch.tensor(want, dtype=torch.float64))
+    assert float(gumbel_pvalue(ids, key, offset=2)) == pytest.approx(float(q))

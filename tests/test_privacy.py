@@ -292,3 +292,42 @@ def test_the_accountant_matches_published_values():
     orders = (10, 20, 100)
     rdp = [60 * 235 * r for r in rdp_sampled_gaussian(256 / 60000, 1.12, orders)]
     assert round(rdp_to_epsilon(orders, rdp, 1e-5, conversion="mironov")[0], 2) == 2.95
+
+
+def test_public_pretraining_starts_the_dp_fine_tune_from_the_public_model(monkeypatch, tmp_path):
+    # fast mode, tiny budgets: the DP run with public=True starts from the public model's weights
+    # (one Adam step of lr 5e-3 moves no weight by much more than 5e-3), the run from scratch not
+    from genai_lib.recipes import privacy
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(privacy.PUBLIC_STEPS, "fast", 20)  # Adam moves the public weights by ~0.1
+    fast = privacy.DP_CVAE["fast"]
+    monkeypatch.setitem(privacy.DP_CVAE, "fast", privacy.DPRecipe(1, 64, 1.0, 5e-3, 1))
+    pub = privacy.pretrain_public_cvae(fast=True)
+    tuned, info = privacy.train_dp_cvae(8.0, public=True, fast=True)
+    scratch, _ = privacy.train_dp_cvae(8.0, fast=True)
+    w = "decoder.0.weight"
+    assert float((tuned.state_dict()[w] - pub.state_dict()[w]).abs().max()) < 0.01
+    assert float((scratch.state_dict()[w] - pub.state_dict()[w]).abs().max()) > 0.03
+    assert info["epsilon"] <= 8.0 + 1e-9 and fast.steps > 1
+    with pytest.raises(TypeError, match="public must be a bool"):
+        privacy.train_dp_cvae(8.0, public="yes", fast=True)
+
+
+def test_the_membership_pool_is_stratified_by_class():
+    from genai_lib.recipes.privacy import member_pool
+
+    y = torch.arange(400) % 10
+    idx = member_pool(y, 60, generator=torch.Generator().manual_seed(0))
+    assert len(idx) == 60 and len(set(idx.tolist())) == 60  # distinct digits
+    members, others = y[idx[:30]], y[idx[30:]]
+    assert torch.equal(torch.bincount(members, minlength=10), torch.full((10,), 3))
+    assert torch.equal(torch.bincount(others, minlength=10), torch.full((10,), 3))
+    again = member_pool(y, 60, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(idx, again) and not torch.equal(
+        idx, member_pool(y, 60, generator=torch.Generator().manual_seed(1))
+    )
+    with pytest.raises(ValueError, match="multiple of 20"):
+        member_pool(y, 50)
+    with pytest.raises(ValueError, match="needs 200 digits of every class"):
+        member_pool(y, 2000)

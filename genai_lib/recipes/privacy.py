@@ -4,7 +4,13 @@
   MNIST training digits, by DP-SGD with Poisson batches (expected size ``batch``), per-example
   clipping at ``max_norm`` and the noise multiplier that spends exactly ``eps`` at delta = 1e-5
   in ``steps`` steps (:func:`genai_lib.privacy.noise_for_epsilon`); ``eps=None`` trains the same
-  network without privacy (Adam, shuffled batches). Cached as ``dp_cvae_<eps>``.
+  network without privacy (Adam, shuffled batches). Cached as ``dp_cvae_<eps>``. With
+  ``public=True`` the network starts from :func:`pretrain_public_cvae` instead of random weights
+  (public-data pretraining, the standard help for DP training: Li et al. 2022, Ghalebikesabi et
+  al. 2023); cached as ``dp_cvae_<eps>_pub``.
+- ``pretrain_public_cvae()``: the same network trained without privacy on the 1,797 UCI digits
+  (scikit-learn's, brought to MNIST's frame by ``load_digits28``): public data, disjoint from
+  MNIST, another set of writers and scanners. Cached as ``dp_cvae_public``.
 - ``tstr(model)``: train-synthetic-test-real, an MLP classifier trained only on the generator's
   labelled samples and scored on the 1,000 real test digits; ``fid(model)``: classifier-FID.
 - ``membership(dp)``: a small MLP trained to overfit 500 members (or its DP twin), attacked by
@@ -22,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from genai_lib.data import load_mnist, make_loader
+from genai_lib._checks import check_positive
+from genai_lib.data import load_digits28, load_mnist, make_loader
 from genai_lib.metrics import classifier_features, frechet_distance
 from genai_lib.models.cvae import CVAE, CVAEConfig, MLPClassifier, MLPClassifierConfig, ce_sample_loss, cvae_sample_loss
 from genai_lib.privacy import PoissonLoader, check_delta, dp_phase, epsilon, noise_for_epsilon
@@ -32,7 +39,18 @@ from genai_lib.train import fit
 from genai_lib.train_cache import cached
 from genai_lib.utils import fast_mode
 
-__all__ = ["DPRecipe", "DP_CVAE", "DELTA", "train_dp_cvae", "tstr", "fid", "train_mlp", "membership", "EPSILONS"]
+__all__ = [
+    "DPRecipe",
+    "DP_CVAE",
+    "DELTA",
+    "train_dp_cvae",
+    "pretrain_public_cvae",
+    "tstr",
+    "fid",
+    "train_mlp",
+    "membership",
+    "EPSILONS",
+]
 
 DELTA = 1e-5  # the delta of every epsilon in the chapter (well below 1 / 4,000 examples)
 EPSILONS = (1.0, 3.0, 8.0)  # the privacy budgets of the private generators
@@ -54,6 +72,7 @@ DP_CVAE = {
     "fast": DPRecipe(steps=12, batch=128, max_norm=1.0, lr=5e-3, nodp_steps=60),
 }
 CVAE_CFG = CVAEConfig(z_dim=8, hidden=64)  # small: DP noise grows with the parameter count
+PUBLIC_STEPS = {"full": 1500, "fast": 60}  # Adam steps (batches of 256) on the public UCI digits
 
 
 def _data(fast: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,9 +84,36 @@ def _check_eps(eps: Any) -> None:
         raise ValueError(f"epsilon must be a number > 0 (or None for no privacy), got {eps!r}")
 
 
+def _public_data() -> tuple[torch.Tensor, torch.Tensor]:
+    (xa, ya), (xb, yb) = load_digits28("train"), load_digits28("test")
+    return torch.cat([xa, xb]), torch.cat([ya, yb])
+
+
+def pretrain_public_cvae(*, fast: bool | None = None, device: Any = None, progress: bool = False) -> CVAE:
+    """The conditional VAE trained without privacy on the public UCI digits (all 1,797)."""
+    fast = fast_mode() if fast is None else fast
+    steps = PUBLIC_STEPS["fast" if fast else "full"]
+    x, y = _public_data()
+
+    def compute() -> dict[str, Any]:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = CVAE(CVAE_CFG).to(device or "cpu")
+        loader = make_loader(x, y, batch_size=256, generator=torch.Generator().manual_seed(0))
+        h = fit(model, loader, steps=steps, lr=5e-3, progress=progress)
+        return {"state": {k: v.cpu() for k, v in model.state_dict().items()}, "loss": list(h.logs["loss"])}
+
+    key = {"steps": steps, "cfg": CVAE_CFG.__dict__, "n": len(x), "v": 1}
+    value = cached(f"dp_cvae_public{'_fast' if fast else ''}", key, compute)
+    model = CVAE(CVAE_CFG)
+    model.load_state_dict(value["state"])
+    return model.to(device or "cpu").eval()
+
+
 def train_dp_cvae(
     eps: float | None,
     *,
+    public: bool = False,
     delta: float = DELTA,
     fast: bool | None = None,
     device: Any = None,
@@ -77,9 +123,13 @@ def train_dp_cvae(
     """The conditional VAE trained at privacy budget ``eps`` (None: no privacy); returns (model, info).
 
     ``info``: ``epsilon`` spent (recomputed from sigma, q and steps), ``noise_multiplier``,
-    ``q``, ``steps`` and the training ``loss`` curve.
+    ``q``, ``steps`` and the training ``loss`` curve. ``public``: start from the network
+    pretrained on the public UCI digits (the epsilon is that of the MNIST fine-tuning: the
+    public data need no privacy).
     """
     _check_eps(eps)
+    if not isinstance(public, bool):
+        raise TypeError(f"public must be a bool, got {type(public).__name__}")
     check_delta(delta)
     fast = fast_mode() if fast is None else fast
     r = DP_CVAE["fast" if fast else "full"]
@@ -88,9 +138,12 @@ def train_dp_cvae(
     sigma = None if eps is None else noise_for_epsilon(float(eps), q, r.steps, delta)
 
     def compute() -> dict[str, Any]:
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            model = CVAE(CVAE_CFG).to(device or "cpu")
+        if public:
+            model = pretrain_public_cvae(fast=fast, device=device).train()
+        else:
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                model = CVAE(CVAE_CFG).to(device or "cpu")
         gen = torch.Generator().manual_seed(0)
         if sigma is None:
             h = fit(model, make_loader(x, y, batch_size=r.batch), steps=r.nodp_steps, lr=r.lr, progress=progress)
@@ -103,11 +156,10 @@ def train_dp_cvae(
         return {"state": {k: v.cpu() for k, v in model.state_dict().items()}, "loss": list(h.logs["loss"])}
 
     key = {"recipe": r.__dict__, "cfg": CVAE_CFG.__dict__, "eps": eps, "delta": delta, "n": len(x), "v": 1}
-    value = (
-        cached(f"dp_cvae_{'nodp' if eps is None else eps}{'_fast' if fast else ''}", key, compute)
-        if cache
-        else compute()
-    )
+    if public:
+        key["public"] = {"steps": PUBLIC_STEPS["fast" if fast else "full"], "n": len(_public_data()[0])}
+    name = f"dp_cvae_{'nodp' if eps is None else eps}{'_pub' if public else ''}{'_fast' if fast else ''}"
+    value = cached(name, key, compute) if cache else compute()
     model = CVAE(CVAE_CFG)
     model.load_state_dict(value["state"])
     model.to(device or "cpu").eval()
@@ -187,6 +239,22 @@ def _train_member_model(x, y, *, dp: bool, budget: dict, seed: int) -> tuple[MLP
     return model.eval(), epsilon(q, sigma, budget["dp_steps"], DELTA)
 
 
+def member_pool(y: torch.Tensor, pool: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Indices of a membership-inference pool: ``pool // 2`` members, then as many non-members,
+    each half holding ``pool // 20`` random digits of every class (stratified). A random split
+    lets the two halves differ in their mix of easy and hard digits, which a loss threshold
+    reads as membership even against a model trained on neither half."""
+    check_positive("pool", pool)
+    if pool % 20:
+        raise ValueError(f"pool must be a multiple of 20 (two halves of 10 classes), got {pool}")
+    k = pool // 20
+    perm = torch.randperm(len(y), generator=generator)
+    per = [perm[y[perm] == c] for c in range(10)]
+    if min(len(p) for p in per) < 2 * k:
+        raise ValueError(f"pool={pool} needs {2 * k} digits of every class, got at least {min(map(len, per))}")
+    return torch.cat([torch.cat([p[:k] for p in per]), torch.cat([p[k : 2 * k] for p in per])])
+
+
 @torch.no_grad()
 def _per_example(model: MLPClassifier, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     logits = model(x)
@@ -196,7 +264,8 @@ def _per_example(model: MLPClassifier, x: torch.Tensor, y: torch.Tensor) -> tupl
 def membership(dp: bool, *, eps: float = 8.0, fast: bool | None = None, cache: bool = True) -> dict[str, Any]:
     """The attacks on the overfit MLP (``dp=False``) or its DP twin at ``eps``: scores, AUCs, TPR at 1% FPR.
 
-    Members: the first half of a pool of training digits; non-members: the second half. Returns
+    Members: the first half of a pool of training digits; non-members: the second half, with the
+    same number of digits of each class (:func:`member_pool`). Returns
     ``loss_scores``/``lira_scores`` (pool,), ``member`` (pool,) bool, ``auc_loss``, ``auc_lira``,
     ``tpr1_loss``, ``tpr1_lira``, ``train_acc``, ``test_acc`` and ``epsilon`` (None without DP).
     """
@@ -205,8 +274,7 @@ def membership(dp: bool, *, eps: float = 8.0, fast: bool | None = None, cache: b
     b = dict(MIA["fast" if fast else "full"])
     b["eps"] = float(eps) if dp else b["eps"]  # the overfit model has no epsilon
     x, y = load_mnist("train")
-    g = torch.Generator().manual_seed(123)
-    idx = torch.randperm(len(x), generator=g)[: b["pool"]]
+    idx = member_pool(y, b["pool"], generator=torch.Generator().manual_seed(123))
     px, py = x[idx], y[idx]
     member = torch.zeros(b["pool"], dtype=torch.bool)
     member[: b["pool"] // 2] = True
@@ -233,7 +301,7 @@ def membership(dp: bool, *, eps: float = 8.0, fast: bool | None = None, cache: b
             "epsilon": eps,
         }
 
-    key = {"budget": b, "dp": dp, "hidden": MIA_HIDDEN, "v": 1}
+    key = {"budget": b, "dp": dp, "hidden": MIA_HIDDEN, "split": "stratified", "v": 2}
     name = f"mia_{'dp' if dp else 'overfit'}{'' if eps == 8.0 or not dp else f'_eps{eps:g}'}{'_fast' if fast else ''}"
     out = dict(cached(name, key, compute) if cache else compute())
     m = member.numpy()
