@@ -2670,6 +2670,7 @@ APPS_ROWS = [
         "scale > 0",
     ),
     ("scenario cvae beta 0", lambda t: _apps()[5].ScenarioCVAEConfig(beta=0.0), ValueError, "beta"),
+    ("scenario cvae noise", lambda t: _apps()[5].ScenarioCVAEConfig(noise="fixed"), ValueError, "noise"),
     (
         "sensor gru one reading",
         lambda t: _apps()[5].SensorGRU(_apps()[5].SensorGRUConfig()).score(torch.zeros(1, 1, 4)),

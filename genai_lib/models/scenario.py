@@ -14,6 +14,12 @@ a draw of z and then of y: the decoder's own noise is part of the scenario, so
 its spread is a forecast distribution, not only a spread of means. Inputs and outputs are
 standardised with the buffers ``shift`` and ``scale`` (set from the training data by the recipe).
 
+``noise`` says where the observation variance comes from: ``"context"`` (heteroscedastic, Nix &
+Weigend 1994) lets the decoder predict it from (z, c), so it can shrink wherever the training
+pasts were calm; ``"shared"`` (homoscedastic) learns one log-variance per output value, the same
+for every past, as a VAR's residual covariance is (Seitzer et al. 2022 on why a predicted
+variance is often over-confident away from the training data).
+
 **SensorGRU**: a GRU reads sensor readings x_1..x_t (C channels) and predicts the next reading
 as N(mu_t, diag exp(logvar_t)); trained by Gaussian negative log-likelihood on healthy
 machines, its per-cycle NLL of what actually came next is an anomaly score.
@@ -37,6 +43,7 @@ from genai_lib.utils import eval_mode, normal_noise
 __all__ = ["ScenarioCVAEConfig", "ScenarioCVAE", "SensorGRUConfig", "SensorGRU"]
 
 LOGVAR_MIN, LOGVAR_MAX = -7.0, 3.0  # keep predicted variances in a sane range (standardised units)
+NOISE = ("context", "shared")  # where the decoder's observation variance comes from
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class ScenarioCVAEConfig:
     hidden: int = 64  # width of the hidden layers
     beta: float = 1.0  # weight of the KL term (1: the ELBO; > 1 keeps less of y in z, wider scenarios)
     changes: bool = True  # model y minus the last context quarter (the series are persistent)
+    noise: str = "context"  # "context": the decoder predicts each variance; "shared": one learnt per value
 
     def __post_init__(self) -> None:
         plain_fields(self)
@@ -58,6 +66,8 @@ class ScenarioCVAEConfig:
         check_positive("beta", self.beta, integer=False)
         if not isinstance(self.changes, bool):
             raise TypeError(f"changes must be a bool, got {type(self.changes).__name__}")
+        if self.noise not in NOISE:
+            raise ValueError(f"noise must be one of {NOISE}, got {self.noise!r}")
 
 
 class ScenarioCVAE(nn.Module):
@@ -68,7 +78,10 @@ class ScenarioCVAE(nn.Module):
         self.cfg = cfg
         nc, ny = cfg.context * cfg.dims, cfg.horizon * cfg.dims
         self.encoder = mlp([nc + ny, cfg.hidden, cfg.hidden, 2 * cfg.z_dim], nn.SiLU)
-        self.decoder = mlp([nc + cfg.z_dim, cfg.hidden, cfg.hidden, 2 * ny], nn.SiLU)
+        shared = cfg.noise == "shared"
+        self.decoder = mlp([nc + cfg.z_dim, cfg.hidden, cfg.hidden, ny if shared else 2 * ny], nn.SiLU)
+        # "shared": one log-variance per output value, the same for every past (homoscedastic)
+        self.logvar = nn.Parameter(torch.zeros(ny)) if shared else None
         self.register_buffer("shift", torch.zeros(cfg.dims))
         self.register_buffer("scale", torch.ones(cfg.dims))
 
@@ -93,7 +106,10 @@ class ScenarioCVAE(nn.Module):
         return yy
 
     def _decode(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.decoder(torch.cat([c, z], 1)).chunk(2, 1)
+        out = self.decoder(torch.cat([c, z], 1))
+        if self.logvar is not None:
+            return out, self.logvar.clamp(LOGVAR_MIN, LOGVAR_MAX).expand_as(out)
+        mean, logvar = out.chunk(2, 1)
         return mean, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
     def forward(self, ctx: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
