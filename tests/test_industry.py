@@ -190,6 +190,12 @@ def test_scenario_cvae_shared_noise_is_the_same_for_every_past():
     assert ((sd > 0.1) & (sd < 0.8)).all(), sd
     with pytest.raises(ValueError, match="noise"):
         ScenarioCVAEConfig(noise="none")
+    # without the observation noise, scenarios are only the decoder means: far narrower
+    ctx1 = ctx[:2]
+    full = model.sample(400, context=ctx1, generator=torch.Generator().manual_seed(0))
+    means = model.sample(400, context=ctx1, generator=torch.Generator().manual_seed(0), noise=False)
+    assert full.shape == means.shape == (2, 400, 2, 2)
+    assert float(means.std(1).mean()) < 0.9 * float(full.std(1).mean())
 
 
 def test_forecast_scores_pinned():

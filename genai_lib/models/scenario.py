@@ -133,9 +133,16 @@ class ScenarioCVAE(nn.Module):
         }
 
     @torch.no_grad()
-    def sample(self, n: int, *, context: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` scenarios for each past: context (B, Tc, D) -> (B, n, H, D) on the CPU, original units."""
+    def sample(
+        self, n: int, *, context: torch.Tensor, generator: torch.Generator | None = None, noise: bool = True
+    ) -> torch.Tensor:
+        """``n`` scenarios for each past: context (B, Tc, D) -> (B, n, H, D) on the CPU, original units.
+
+        ``noise=False`` returns only the decoder's means (the spread of z alone): not the model's
+        predictive distribution, kept to show how narrow such scenarios are."""
         check_positive("n", n)
+        if not isinstance(noise, bool):
+            raise TypeError(f"noise must be a bool, got {type(noise).__name__}")
         if n > 100_000:
             raise ValueError(f"n must be <= 100000 scenarios, got {n}")
         with eval_mode(self):
@@ -145,7 +152,7 @@ class ScenarioCVAE(nn.Module):
             z = normal_noise((b * n, self.cfg.z_dim), generator=generator, device=c.device, dtype=c.dtype)
             mean, lv = self._decode(z, cc)
             eps = normal_noise(mean.shape, generator=generator, device=c.device, dtype=c.dtype)
-            y = mean + torch.exp(0.5 * lv) * eps  # (B n, H D)
+            y = mean + torch.exp(0.5 * lv) * eps if noise else mean  # (B n, H D)
             if self.cfg.changes:
                 y = y + cc[:, -self.cfg.dims :].repeat(1, self.cfg.horizon)
             y = y.view(b, n, self.cfg.horizon, self.cfg.dims)

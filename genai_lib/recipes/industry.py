@@ -286,12 +286,12 @@ def var_scenarios(n: int, *, seed: int = 0, maxlags: int = 4) -> dict[str, Any]:
     return {"samples": out.astype(np.float32), "lags": p}
 
 
-def scenario_eval(model: ScenarioCVAE, *, n: int = 200, seed: int = 0) -> dict[str, Any]:
+def scenario_eval(model: ScenarioCVAE, *, n: int = 200, seed: int = 0, noise: bool = True) -> dict[str, Any]:
     """Energy score, 95% coverage, marginal and correlation gaps of the CVAE and the VAR on the test
-    windows (``n`` scenarios each)."""
+    windows (``n`` scenarios each; ``noise=False``: the CVAE's decoder means only)."""
     w = macro_windows()
     g = torch.Generator().manual_seed(seed)
-    cvae = model.sample(n, context=torch.from_numpy(w["test_ctx"]), generator=g).numpy()
+    cvae = model.sample(n, context=torch.from_numpy(w["test_ctx"]), generator=g, noise=noise).numpy()
     var = var_scenarios(n, seed=seed)
     scale = w["series"]["values"][: w["test_start"]].std(0)
     out: dict[str, Any] = {"windows": w, "var_lags": var["lags"]}
