@@ -63,7 +63,7 @@ REFINE = {
     "fast": {"rounds": 1, "samples": 32, "steps": 5, "lr": 1e-3},
 }
 CODE = {
-    "full": {"chars": None, "steps": 3000, "batch": 16, "lr": 2e-3},
+    "full": {"chars": None, "steps": 6000, "batch": 16, "lr": 2e-3},
     "fast": {"chars": 20_000, "steps": 12, "batch": 8, "lr": 3e-3},
 }
 CODE_SHAPE = {"n_layer": 3, "n_head": 4, "n_embd": 96, "block_size": 96, "dropout": 0.0}
