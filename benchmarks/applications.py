@@ -9,7 +9,9 @@ that the notebooks then load the same models), in full mode:
   (temperature 1, layout rules) that the BFS solver solves, ``level_novel`` the fraction of
   those not in the training set (the base model's numbers, free and with rules, are printed). The code GPT on the
   standard-library subset; ``code_parse`` is the fraction of completions (16 per prompt of
-  ``genai_lib.code_corpus.PROMPTS``) at temperature ``CODE_TEMPERATURE`` that parse and have a body;
+  ``genai_lib.code_corpus.PROMPTS``) at temperature ``CODE_TEMPERATURE`` that parse and have a body,
+  sampled from the model as it is (the rates under ``BracketGuard``'s constrained decoding are
+  printed beside it);
 - chapter 14 (``benchmarks/_applications_ch14.py``'s ``run_ch14(fast)`` when that file exists,
   else ``nan``): ``tstr_auc trtr_auc scarce_recall_aug scarce_recall_base qed_gain``;
 - chapter 15 (``genai_lib.recipes.industry``): ``anomaly_auc`` is the ROC AUC of the VAE's
@@ -88,6 +90,10 @@ def chapter13(fast: bool, cache: bool) -> dict[str, Any]:
     val = code_validity(model, info["tokenizer"], temperatures=temps, n=2 if fast else 16)
     for t, v in val.items():
         print(f"  code T={t}: parse {v['parse']:.3f} compile {v['compile']:.3f} pass {v['pass']:.3f}", flush=True)
+    guarded = code_validity(model, info["tokenizer"], temperatures=temps, n=2 if fast else 16, constrained=True)
+    for t, v in guarded.items():
+        print(f"  code T={t}, bracket-constrained: parse {v['parse']:.3f} compile {v['compile']:.3f} "
+              f"pass {v['pass']:.3f}", flush=True)  # fmt: skip
     print(f"  code ({time.perf_counter() - t0:.0f} s)", flush=True)
     return {"level_solvable": st["solvable"], "level_novel": st["novel"], "code_parse": val[CODE_TEMPERATURE]["parse"]}
 

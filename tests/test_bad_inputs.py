@@ -2671,6 +2671,7 @@ APPS_ROWS = [
     ),
     ("scenario cvae beta 0", lambda t: _apps()[5].ScenarioCVAEConfig(beta=0.0), ValueError, "beta"),
     ("scenario cvae noise", lambda t: _apps()[5].ScenarioCVAEConfig(noise="fixed"), ValueError, "noise"),
+    ("code scan_brackets not text", lambda t: _apps()[1].scan_brackets(None), TypeError, "text"),
     (
         "scenario cvae sample noise",
         lambda t: _apps()[5]
