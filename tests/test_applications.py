@@ -216,3 +216,36 @@ def test_bracket_guard_masks_only_what_is_a_syntax_error_for_sure():
     assert len(allowed[1]) == tok.vocab_size - 3  # nothing else is touched
     with pytest.raises(TypeError, match="tok"):
         BracketGuard("abc")
+
+
+def test_constrained_completions_never_close_an_unopened_bracket():
+    from genai_lib.recipes.applications import BracketGuard, code_tokenizer, complete_functions
+
+    tok = code_tokenizer("def f(x):\n    return [x]\n")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(tok.vocab_size, n_layer=1, n_head=2, n_embd=16, block_size=32, dropout=0.0))
+    ids = torch.tensor([tok.encode("    return (x")] * 8)
+
+    def unmatched(guard):
+        out = model.generate(ids, 60, temperature=2.0, generator=torch.Generator().manual_seed(0), logits_processor=guard)
+        rows = 0
+        for row in out.tolist():
+            depth, quote = 0, None
+            for ch in tok.decode(row):
+                if quote:
+                    quote = None if ch == quote or ch == "\n" else quote
+                elif ch in "'\"":
+                    quote = ch
+                elif ch == "#":
+                    break
+                else:
+                    depth += (ch in "([{") - (ch in ")]}")
+                    if depth < 0:
+                        rows += 1
+                        break
+        return rows
+
+    assert unmatched(None) > 0  # a random model closes brackets it never opened
+    assert unmatched(BracketGuard(tok)) == 0
+    with pytest.raises(TypeError, match="constrained"):
+        complete_functions(model, tok, PROMPTS[0][1], 1, constrained="yes")
