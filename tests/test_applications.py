@@ -227,7 +227,8 @@ def test_constrained_completions_never_close_an_unopened_bracket():
     ids = torch.tensor([tok.encode("    return (x")] * 8)
 
     def unmatched(guard):
-        out = model.generate(ids, 60, temperature=2.0, generator=torch.Generator().manual_seed(0), logits_processor=guard)
+        g = torch.Generator().manual_seed(0)
+        out = model.generate(ids, 60, temperature=2.0, generator=g, logits_processor=guard)
         rows = 0
         for row in out.tolist():
             depth, quote = 0, None
