@@ -41,6 +41,8 @@ __all__ = [
     "has_body",
     "compiles",
     "property_checks",
+    "CLOSERS",
+    "scan_brackets",
 ]
 
 # Small, plain modules of the standard library (no C accelerators needed to read them): about
@@ -131,6 +133,53 @@ def extract_function(prompt: str, completion: str) -> str:
     if not ended and len(body) > 1:
         body = body[:-1]
     return (prompt + "\n".join(body)).rstrip() + "\n"
+
+
+CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+
+def scan_brackets(text: str) -> tuple[list[str], str | None]:
+    """The brackets still open at the end of ``text`` and the string it ends inside, if any.
+
+    A small left-to-right scanner of Python's lexical structure: comments (``#`` to the end of
+    the line), string literals (``'``, ``"`` and their triple forms, backslash escapes) and the
+    three bracket pairs. Returns (open brackets, innermost last; the quote of the string the
+    text ends inside, or None). A closing bracket that matches nothing is skipped. Used by
+    chapter 13's constrained decoding (:func:`genai_lib.recipes.applications.BracketGuard`).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    stack: list[str] = []
+    quote: str | None = None
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quote is not None:
+            if ch == "\\":
+                i += 2
+                continue
+            if text.startswith(quote, i):
+                i += len(quote)
+                quote = None
+                continue
+            if ch == "\n" and len(quote) == 1:
+                quote = None  # an unterminated one-line string ends at the line (a syntax error)
+            i += 1
+            continue
+        if ch == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if ch in "'\"":
+            quote = ch * 3 if text.startswith(ch * 3, i) else ch
+            i += len(quote)
+            continue
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in CLOSERS and stack and stack[-1] == CLOSERS[ch]:
+            stack.pop()
+        i += 1
+    return stack, quote
 
 
 def parses(source: str) -> bool:

@@ -15,6 +15,7 @@ from genai_lib.code_corpus import (
     load_code_corpus,
     parses,
     property_checks,
+    scan_brackets,
     stdlib_dir,
 )
 from genai_lib.data import make_loader
@@ -187,3 +188,65 @@ def test_property_checks_run_isolated_with_a_time_limit():
     assert property_checks([]) == []
     with pytest.raises(ValueError, match="timeout"):
         property_checks(jobs, timeout=0)
+
+
+def test_scan_brackets_follows_strings_and_comments():
+    assert scan_brackets("f(a, [b") == (["(", "["], None)
+    assert scan_brackets('x = "(" + (y') == (["("], None)  # a bracket in a string is no bracket
+    assert scan_brackets("# (\nz = {1: (2)}") == ([], None)  # nor one in a comment
+    assert scan_brackets('d = """doc (\n') == ([], '"""')  # the text ends inside a docstring
+    assert scan_brackets("s = 'a\\'b'(") == (["("], None)  # an escaped quote does not end it
+    assert scan_brackets("a)") == ([], None)  # an unmatched closer is skipped
+    with pytest.raises(TypeError, match="text"):
+        scan_brackets(3)
+
+
+def test_bracket_guard_masks_only_what_is_a_syntax_error_for_sure():
+    from genai_lib.recipes.applications import BracketGuard, code_tokenizer
+
+    tok = code_tokenizer("def f(x):\n    return [x]\n'\"{}")
+    guard = BracketGuard(tok)
+    rows = ["    return (x", "    return x", "    s = 'ab"]
+    ids = torch.tensor([tok.encode(r) for r in [r.rjust(14) for r in rows]])
+    out = guard(ids, torch.zeros(3, tok.vocab_size))
+    allowed = [{tok.itos[j] for j in range(tok.vocab_size) if out[b, j] > float("-inf")} for b in range(3)]
+    assert ")" in allowed[0] and "]" not in allowed[0] and "}" not in allowed[0]
+    assert not {")", "]", "}"} & allowed[1] and "\n" in allowed[1]
+    assert "\n" not in allowed[2] and ")" in allowed[2]  # inside a string: any bracket, no line break
+    assert len(allowed[1]) == tok.vocab_size - 3  # nothing else is touched
+    with pytest.raises(TypeError, match="tok"):
+        BracketGuard("abc")
+
+
+def test_constrained_completions_never_close_an_unopened_bracket():
+    from genai_lib.recipes.applications import BracketGuard, code_tokenizer, complete_functions
+
+    tok = code_tokenizer("def f(x):\n    return [x]\n")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(tok.vocab_size, n_layer=1, n_head=2, n_embd=16, block_size=32, dropout=0.0))
+    ids = torch.tensor([tok.encode("    return (x")] * 8)
+
+    def unmatched(guard):
+        g = torch.Generator().manual_seed(0)
+        out = model.generate(ids, 60, temperature=2.0, generator=g, logits_processor=guard)
+        rows = 0
+        for row in out.tolist():
+            depth, quote = 0, None
+            for ch in tok.decode(row):
+                if quote:
+                    quote = None if ch == quote or ch == "\n" else quote
+                elif ch in "'\"":
+                    quote = ch
+                elif ch == "#":
+                    break
+                else:
+                    depth += (ch in "([{") - (ch in ")]}")
+                    if depth < 0:
+                        rows += 1
+                        break
+        return rows
+
+    assert unmatched(None) > 0  # a random model closes brackets it never opened
+    assert unmatched(BracketGuard(tok)) == 0
+    with pytest.raises(TypeError, match="constrained"):
+        complete_functions(model, tok, PROMPTS[0][1], 1, constrained="yes")

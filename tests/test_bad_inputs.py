@@ -2715,6 +2715,16 @@ APPS_ROWS = [
         "scale > 0",
     ),
     ("scenario cvae beta 0", lambda t: _apps()[5].ScenarioCVAEConfig(beta=0.0), ValueError, "beta"),
+    ("scenario cvae noise", lambda t: _apps()[5].ScenarioCVAEConfig(noise="fixed"), ValueError, "noise"),
+    ("code scan_brackets not text", lambda t: _apps()[1].scan_brackets(None), TypeError, "text"),
+    (
+        "scenario cvae sample noise",
+        lambda t: _apps()[5]
+        .ScenarioCVAE(_apps()[5].ScenarioCVAEConfig())
+        .sample(2, context=torch.zeros(1, 8, 4), noise="yes"),
+        TypeError,
+        "noise",
+    ),
     (
         "sensor gru one reading",
         lambda t: _apps()[5].SensorGRU(_apps()[5].SensorGRUConfig()).score(torch.zeros(1, 1, 4)),

@@ -170,6 +170,34 @@ def test_scenario_cvae_shapes_gradients_overfit_and_seeds():
         model.loss((ctx[:, :2], y))
 
 
+def test_scenario_cvae_shared_noise_is_the_same_for_every_past():
+    cfg = ScenarioCVAEConfig(context=3, horizon=2, dims=2, z_dim=2, hidden=16, noise="shared")
+    torch.manual_seed(0)
+    model = ScenarioCVAE(cfg)
+    assert model.logvar.shape == (4,)
+    c, z = torch.randn(5, 6), torch.randn(5, 2)
+    mean, lv = model._decode(z, c)
+    assert mean.shape == lv.shape == (5, 4) and torch.equal(lv, lv[:1].expand(5, 4))
+    plain = ScenarioCVAE(ScenarioCVAEConfig(context=3, horizon=2, dims=2, z_dim=2, hidden=16))
+    assert plain.logvar is None and not torch.equal(*plain._decode(z, c)[1][:2])
+    # the shared variance is learnt: it falls from its start (1) towards the data's noise (0.5;
+    # below it, as the code z explains part of each y)
+    g = torch.Generator().manual_seed(0)
+    ctx = torch.randn(64, 3, 2, generator=g)
+    y = ctx[:, -1:].repeat(1, 2, 1) + 0.5 * torch.randn(64, 2, 2, generator=g)
+    fit(model, make_loader(ctx, y, batch_size=64), steps=300, lr=1e-2, progress=False)
+    sd = torch.exp(0.5 * model.logvar.detach())
+    assert ((sd > 0.1) & (sd < 0.8)).all(), sd
+    with pytest.raises(ValueError, match="noise"):
+        ScenarioCVAEConfig(noise="none")
+    # without the observation noise, scenarios are only the decoder means: far narrower
+    ctx1 = ctx[:2]
+    full = model.sample(400, context=ctx1, generator=torch.Generator().manual_seed(0))
+    means = model.sample(400, context=ctx1, generator=torch.Generator().manual_seed(0), noise=False)
+    assert full.shape == means.shape == (2, 400, 2, 2)
+    assert float(means.std(1).mean()) < 0.9 * float(full.std(1).mean())
+
+
 def test_forecast_scores_pinned():
     rng = np.random.default_rng(0)
     y = rng.normal(0, 1, (50, 2, 2))

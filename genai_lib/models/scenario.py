@@ -14,6 +14,12 @@ a draw of z and then of y: the decoder's own noise is part of the scenario, so
 its spread is a forecast distribution, not only a spread of means. Inputs and outputs are
 standardised with the buffers ``shift`` and ``scale`` (set from the training data by the recipe).
 
+``noise`` says where the observation variance comes from: ``"context"`` (heteroscedastic, Nix &
+Weigend 1994) lets the decoder predict it from (z, c), so it can shrink wherever the training
+pasts were calm; ``"shared"`` (homoscedastic) learns one log-variance per output value, the same
+for every past, as a VAR's residual covariance is (Seitzer et al. 2022 on why a predicted
+variance is often over-confident away from the training data).
+
 **SensorGRU**: a GRU reads sensor readings x_1..x_t (C channels) and predicts the next reading
 as N(mu_t, diag exp(logvar_t)); trained by Gaussian negative log-likelihood on healthy
 machines, its per-cycle NLL of what actually came next is an anomaly score.
@@ -37,6 +43,7 @@ from genai_lib.utils import eval_mode, normal_noise
 __all__ = ["ScenarioCVAEConfig", "ScenarioCVAE", "SensorGRUConfig", "SensorGRU"]
 
 LOGVAR_MIN, LOGVAR_MAX = -7.0, 3.0  # keep predicted variances in a sane range (standardised units)
+NOISE = ("context", "shared")  # where the decoder's observation variance comes from
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class ScenarioCVAEConfig:
     hidden: int = 64  # width of the hidden layers
     beta: float = 1.0  # weight of the KL term (1: the ELBO; > 1 keeps less of y in z, wider scenarios)
     changes: bool = True  # model y minus the last context quarter (the series are persistent)
+    noise: str = "context"  # "context": the decoder predicts each variance; "shared": one learnt per value
 
     def __post_init__(self) -> None:
         plain_fields(self)
@@ -58,6 +66,8 @@ class ScenarioCVAEConfig:
         check_positive("beta", self.beta, integer=False)
         if not isinstance(self.changes, bool):
             raise TypeError(f"changes must be a bool, got {type(self.changes).__name__}")
+        if self.noise not in NOISE:
+            raise ValueError(f"noise must be one of {NOISE}, got {self.noise!r}")
 
 
 class ScenarioCVAE(nn.Module):
@@ -68,7 +78,10 @@ class ScenarioCVAE(nn.Module):
         self.cfg = cfg
         nc, ny = cfg.context * cfg.dims, cfg.horizon * cfg.dims
         self.encoder = mlp([nc + ny, cfg.hidden, cfg.hidden, 2 * cfg.z_dim], nn.SiLU)
-        self.decoder = mlp([nc + cfg.z_dim, cfg.hidden, cfg.hidden, 2 * ny], nn.SiLU)
+        shared = cfg.noise == "shared"
+        self.decoder = mlp([nc + cfg.z_dim, cfg.hidden, cfg.hidden, ny if shared else 2 * ny], nn.SiLU)
+        # "shared": one log-variance per output value, the same for every past (homoscedastic)
+        self.logvar = nn.Parameter(torch.zeros(ny)) if shared else None
         self.register_buffer("shift", torch.zeros(cfg.dims))
         self.register_buffer("scale", torch.ones(cfg.dims))
 
@@ -93,7 +106,10 @@ class ScenarioCVAE(nn.Module):
         return yy
 
     def _decode(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.decoder(torch.cat([c, z], 1)).chunk(2, 1)
+        out = self.decoder(torch.cat([c, z], 1))
+        if self.logvar is not None:
+            return out, self.logvar.clamp(LOGVAR_MIN, LOGVAR_MAX).expand_as(out)
+        mean, logvar = out.chunk(2, 1)
         return mean, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
     def forward(self, ctx: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,9 +133,16 @@ class ScenarioCVAE(nn.Module):
         }
 
     @torch.no_grad()
-    def sample(self, n: int, *, context: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` scenarios for each past: context (B, Tc, D) -> (B, n, H, D) on the CPU, original units."""
+    def sample(
+        self, n: int, *, context: torch.Tensor, generator: torch.Generator | None = None, noise: bool = True
+    ) -> torch.Tensor:
+        """``n`` scenarios for each past: context (B, Tc, D) -> (B, n, H, D) on the CPU, original units.
+
+        ``noise=False`` returns only the decoder's means (the spread of z alone): not the model's
+        predictive distribution, kept to show how narrow such scenarios are."""
         check_positive("n", n)
+        if not isinstance(noise, bool):
+            raise TypeError(f"noise must be a bool, got {type(noise).__name__}")
         if n > 100_000:
             raise ValueError(f"n must be <= 100000 scenarios, got {n}")
         with eval_mode(self):
@@ -129,7 +152,7 @@ class ScenarioCVAE(nn.Module):
             z = normal_noise((b * n, self.cfg.z_dim), generator=generator, device=c.device, dtype=c.dtype)
             mean, lv = self._decode(z, cc)
             eps = normal_noise(mean.shape, generator=generator, device=c.device, dtype=c.dtype)
-            y = mean + torch.exp(0.5 * lv) * eps  # (B n, H D)
+            y = mean + torch.exp(0.5 * lv) * eps if noise else mean  # (B n, H D)
             if self.cfg.changes:
                 y = y + cc[:, -self.cfg.dims :].repeat(1, self.cfg.horizon)
             y = y.view(b, n, self.cfg.horizon, self.cfg.dims)

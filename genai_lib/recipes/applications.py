@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from genai_lib.code_corpus import (
+    CLOSERS,
     PROMPTS,
     compiles,
     extract_function,
@@ -32,6 +33,7 @@ from genai_lib.code_corpus import (
     load_code_corpus,
     parses,
     property_checks,
+    scan_brackets,
 )
 from genai_lib.data import make_loader
 from genai_lib.levels import LevelConfig, LevelTokenizer, generate_levels, solve
@@ -51,6 +53,7 @@ __all__ = [
     "train_code_gpt",
     "complete_functions",
     "code_validity",
+    "BracketGuard",
 ]
 
 LEVELS = {
@@ -63,7 +66,7 @@ REFINE = {
     "fast": {"rounds": 1, "samples": 32, "steps": 5, "lr": 1e-3},
 }
 CODE = {
-    "full": {"chars": None, "steps": 3000, "batch": 16, "lr": 2e-3},
+    "full": {"chars": None, "steps": 6000, "batch": 16, "lr": 2e-3},
     "fast": {"chars": 20_000, "steps": 12, "batch": 8, "lr": 3e-3},
 }
 CODE_SHAPE = {"n_layer": 3, "n_head": 4, "n_embd": 96, "block_size": 96, "dropout": 0.0}
@@ -181,6 +184,34 @@ def train_code_gpt(
     return model.eval(), {"tokenizer": tok, "chars": len(text), "history": history}
 
 
+class BracketGuard:
+    """Constrained decoding for the code GPT: a logits processor that forbids, at each step, the
+    characters the sampled text so far makes a syntax error for sure, in the spirit of PICARD
+    (Scholak et al. 2021, which rejects every token an incremental parser refuses), reduced to
+    two rules: a closing bracket that matches no open one, and a line break inside a one-line
+    string. Everything else is sampled from the model as it is (the state is
+    :func:`genai_lib.code_corpus.scan_brackets` of each row's text)."""
+
+    def __init__(self, tok: CharTokenizer) -> None:
+        if not isinstance(tok, CharTokenizer):
+            raise TypeError(f"tok must be a CharTokenizer, got {type(tok).__name__}")
+        self.tok = tok
+        self.closers = {c: tok.stoi[c] for c in CLOSERS if c in tok.stoi}
+        self.newline = tok.stoi.get("\n")
+
+    def __call__(self, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.clone()
+        for b, row in enumerate(ids.tolist()):
+            stack, quote = scan_brackets(self.tok.decode(row))
+            if quote is None:
+                for c, j in self.closers.items():
+                    if not stack or stack[-1] != CLOSERS[c]:
+                        logits[b, j] = float("-inf")
+            elif len(quote) == 1 and self.newline is not None:
+                logits[b, self.newline] = float("-inf")
+        return logits
+
+
 def complete_functions(
     model: GPT,
     tok: CharTokenizer,
@@ -190,12 +221,17 @@ def complete_functions(
     temperature: float = 0.5,
     max_new: int = 100,
     generator: torch.Generator | None = None,
+    constrained: bool = False,
 ) -> list[str]:
-    """``n`` functions: the prompt continued by ``max_new`` sampled characters, cut at the body's end."""
+    """``n`` functions: the prompt continued by ``max_new`` sampled characters, cut at the body's
+    end; ``constrained=True`` samples under :class:`BracketGuard`."""
+    if not isinstance(constrained, bool):
+        raise TypeError(f"constrained must be a bool, got {type(constrained).__name__}")
     dev = next(model.parameters()).device
     ids = tok.encode(prompt, as_tensor=True)[None].repeat(n, 1).to(dev)
+    guard = BracketGuard(tok) if constrained else None
     with torch.no_grad():
-        out = model.generate(ids, max_new, temperature=temperature, generator=generator)
+        out = model.generate(ids, max_new, temperature=temperature, generator=generator, logits_processor=guard)
     return [extract_function(prompt, tok.decode(row[ids.shape[1] :].tolist())) for row in out.cpu()]
 
 
@@ -206,18 +242,20 @@ def code_validity(
     temperatures: Sequence[float] = (0.2, 0.5, 0.8, 1.0, 1.3),
     n: int = 16,
     seed: int = 0,
+    constrained: bool = False,
 ) -> dict[float, dict[str, Any]]:
     """For each temperature: the fractions of completions (``n`` per prompt of
     :data:`~genai_lib.code_corpus.PROMPTS`) that parse, compile and pass, and a few examples.
 
     A function counts as parsed only if its body holds a statement besides the prompt's
-    docstring (a docstring alone is valid Python, and would reward writing nothing)."""
+    docstring (a docstring alone is valid Python, and would reward writing nothing).
+    ``constrained=True``: sampled under :class:`BracketGuard`."""
     out = {}
     for t in temperatures:
         g = torch.Generator().manual_seed(seed)
         srcs, jobs = [], []
         for name, prompt, cases in PROMPTS:
-            for src in complete_functions(model, tok, prompt, n, temperature=t, generator=g):
+            for src in complete_functions(model, tok, prompt, n, temperature=t, generator=g, constrained=constrained):
                 srcs.append(src)
                 jobs.append((src, name, cases))
         ok_parse = [parses(s) and has_body(s) for s in srcs]
