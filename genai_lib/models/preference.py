@@ -11,7 +11,9 @@ the losses read the logits at positions 0..L-2 and the targets ``ids[:, 1:]`` we
 - **Reward model** (Christiano et al. 2017; Stiennon et al. 2020): a GPT trunk and a scalar head
   read at the last response token, trained on pairs with the **Bradley-Terry** loss
   (Bradley & Terry 1952): ``P(chosen > rejected) = sigmoid(r_c - r_r)``, loss
-  ``-log sigmoid(r_c - r_r)`` (:func:`bradley_terry_loss`, :class:`RewardModel`).
+  ``-log sigmoid(r_c - r_r)`` (:func:`bradley_terry_loss`, :class:`RewardModel`); with
+  ``loglik=True`` the reward adds the trunk's mean log-probability of the response (SimPO's
+  length-normalised implicit reward, Meng et al. 2024).
 - **DPO** (Rafailov et al. 2023): the KL-regularised objective
   ``max_pi E[r] - beta KL(pi || pi_ref)`` has the optimum ``pi*(y|x) = pi_ref(y|x) exp(r/beta) / Z(x)``,
   so ``r = beta log(pi*/pi_ref) + beta log Z(x)``; put into Bradley-Terry, ``Z`` cancels:

@@ -228,8 +228,9 @@ def preference_data(
 def train_reward_model(
     cb: ChatBase, sft: GPT, pairs: list, *, name: str | None = "ch8_reward", progress: bool = False
 ) -> tuple[RewardModel, History]:
-    """A reward model (the SFT trunk, a zero-initialised scalar head) fitted to ``pairs`` with the
-    Bradley-Terry loss."""
+    """A reward model (the SFT trunk, a zero-initialised scalar head and, with ``recipe.rm_loglik``,
+    the trunk's mean log-probability of the response) fitted to ``pairs`` with the Bradley-Terry
+    loss."""
     r = cb.recipe
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
