@@ -27,6 +27,7 @@ import torch
 from genai_lib.recipes.assistant import (
     chat_base,
     instruction_splits,
+    likelihood_reward,
     preference_data,
     train_dpo,
     train_reward_model,
@@ -76,6 +77,8 @@ def main() -> None:
     test_pairs = preference_data(cb, sft, test, seed=1)
     fmt = sum(ins.answer in rj for ins, _, rj in test_pairs)
     stamp(f"{len(pairs)} training pairs, {len(test_pairs)} held-out pairs ({fmt} format violations)")
+    lik_acc = pairwise_accuracy(likelihood_reward(sft), cb.template, test_pairs)
+    stamp(f"SFT log-likelihood alone (no preference training) held-out pairwise accuracy {lik_acc:.3f}")
     rm, rm_hist = train_reward_model(cb, sft, pairs)
     rm_acc = pairwise_accuracy(rm, cb.template, test_pairs)
     stamp(f"reward model held-out pairwise accuracy {rm_acc:.3f}", rm_hist)

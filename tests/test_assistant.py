@@ -213,3 +213,27 @@ def test_dpo_nll_term_and_mean_pooled_reward(template):
     per_token = rm.head(h)[0, :, 0]
     w = c[1][0].float()
     torch.testing.assert_close(rm(*c)[0], (per_token * w).sum() / w.sum())
+
+
+def test_likelihood_reward_is_the_mean_response_logprob(template):
+    torch.manual_seed(0)
+    cfg = GPTConfig(template.vocab_size, block_size=48, n_layer=1, n_head=2, n_embd=16)
+    rm = RewardModel(cfg, loglik=True)
+    c = pad_batch(*zip(*[template.encode("Add 1 and 2.", "3"), template.encode("Add 10 and 20.", "30")], strict=True),
+                  pad_id=0)  # fmt: skip
+    n_tokens = c[1][:, 1:].sum(1)
+    # zero head, scale 1: the reward is the trunk's mean log-probability per response token
+    torch.testing.assert_close(rm(*c), response_logprobs(rm.trunk, *c) / n_tokens)
+    torch.nn.init.normal_(rm.head.weight)
+    with torch.no_grad():
+        rm.scale.fill_(2.0)
+    plain = RewardModel(cfg)
+    plain.load_state_dict({k: v for k, v in rm.state_dict().items() if k != "scale"})
+    torch.testing.assert_close(rm(*c), plain(*c) + 2.0 * response_logprobs(rm.trunk, *c) / n_tokens)
+    # the scale and the trunk get gradients through the likelihood term
+    r = pad_batch(*zip(*[template.encode("Add 1 and 2.", "4"), template.encode("Add 10 and 20.", "31")], strict=True),
+                  pad_id=0)  # fmt: skip
+    loss, _ = rm.loss((*c, *r))
+    loss.backward()
+    assert rm.scale.grad is not None and rm.scale.grad.abs() > 0
+    assert rm.trunk.lm_head.weight.grad.abs().sum() > 0

@@ -1045,6 +1045,7 @@ TEXT_ROWS = [
     ("DPOLoss same model", lambda t: (lambda m: DPOLoss(m, m))(gpt()), ValueError, "separate, frozen copy"),
     ("RewardModel cfg", lambda t: RewardModel(LSTMConfig(10)), TypeError, "RewardModel needs a GPTConfig"),
     ("RewardModel pool", lambda t: RewardModel(GPTConfig(10), pool="max"), ValueError, "pool must be 'last' or 'mean'"),
+    ("RewardModel loglik", lambda t: RewardModel(GPTConfig(10), loglik="yes"), TypeError, "loglik must be a bool"),
     (
         "DPOLoss nll_weight",
         lambda t: DPOLoss(gpt(), GPT(gpt().cfg), nll_weight=-1.0),

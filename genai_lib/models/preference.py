@@ -11,7 +11,9 @@ the losses read the logits at positions 0..L-2 and the targets ``ids[:, 1:]`` we
 - **Reward model** (Christiano et al. 2017; Stiennon et al. 2020): a GPT trunk and a scalar head
   read at the last response token, trained on pairs with the **Bradley-Terry** loss
   (Bradley & Terry 1952): ``P(chosen > rejected) = sigmoid(r_c - r_r)``, loss
-  ``-log sigmoid(r_c - r_r)`` (:func:`bradley_terry_loss`, :class:`RewardModel`).
+  ``-log sigmoid(r_c - r_r)`` (:func:`bradley_terry_loss`, :class:`RewardModel`); with
+  ``loglik=True`` the reward adds the trunk's mean log-probability of the response (SimPO's
+  length-normalised implicit reward, Meng et al. 2024).
 - **DPO** (Rafailov et al. 2023): the KL-regularised objective
   ``max_pi E[r] - beta KL(pi || pi_ref)`` has the optimum ``pi*(y|x) = pi_ref(y|x) exp(r/beta) / Z(x)``,
   so ``r = beta log(pi*/pi_ref) + beta log Z(x)``; put into Bradley-Terry, ``Z`` cancels:
@@ -118,19 +120,31 @@ class RewardModel(nn.Module):
     ``pool="last"`` reads the head at the last response token (the ``<|end|>`` of a chat
     exchange), as InstructGPT does; ``pool="mean"`` averages the head over the response tokens,
     so each token's score can check that token against its context.
+
+    ``loglik=True`` keeps the trunk's language-model head and adds ``scale`` times the mean
+    log-probability per response token the trunk gives the response,
+    ``scale * log pi(y|x) / |y|`` (``scale`` learnt, starting at 1): the length-normalised
+    implicit reward of SimPO (Meng et al. 2024), a policy's likelihood used as a reward as in
+    DPO's "your language model is secretly a reward model" (Rafailov et al. 2023). Started from
+    the SFT model, the reward then begins as "how likely the SFT model finds this response" and
+    the Bradley-Terry loss trains the head, the scale and the trunk together.
     """
 
-    def __init__(self, cfg: GPTConfig, pool: str = "last") -> None:
+    def __init__(self, cfg: GPTConfig, pool: str = "last", loglik: bool = False) -> None:
         super().__init__()
         if not isinstance(cfg, GPTConfig):
             raise TypeError(f"RewardModel needs a GPTConfig, got {type(cfg).__name__}")
         if pool not in ("last", "mean"):
             raise ValueError(f"pool must be 'last' or 'mean', got {pool!r}")
-        self.cfg, self.pool = cfg, pool
+        if not isinstance(loglik, bool):
+            raise TypeError(f"loglik must be a bool, got {type(loglik).__name__}")
+        self.cfg, self.pool, self.loglik = cfg, pool, loglik
         self.trunk = GPT(cfg)
         self.head = nn.Linear(cfg.n_embd, 1)
         nn.init.zeros_(self.head.weight)  # start indifferent: every reward 0
         nn.init.zeros_(self.head.bias)
+        if loglik:
+            self.scale = nn.Parameter(torch.ones(()))
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         ids, mask = _check_batch(ids, mask)
@@ -140,10 +154,17 @@ class RewardModel(nn.Module):
         h = self.trunk._hidden(ids)  # (B, L, C)
         if self.pool == "mean":
             w = mask.to(h.dtype)
-            return ((self.head(h.float())[..., 0] * w).sum(1) / w.sum(1)).float()
-        positions = torch.arange(ids.shape[1], device=ids.device)
-        last = (mask.bool() * positions).argmax(dim=1)  # index of the last response token
-        return self.head(h[torch.arange(ids.shape[0], device=ids.device), last].float())[:, 0]
+            r = ((self.head(h.float())[..., 0] * w).sum(1) / w.sum(1)).float()
+        else:
+            positions = torch.arange(ids.shape[1], device=ids.device)
+            last = (mask.bool() * positions).argmax(dim=1)  # index of the last response token
+            r = self.head(h[torch.arange(ids.shape[0], device=ids.device), last].float())[:, 0]
+        if not self.loglik:
+            return r
+        logp = torch.log_softmax(self.trunk.lm_head(h[:, :-1]).float(), dim=-1)
+        logp = logp.gather(-1, ids[:, 1:, None])[..., 0]  # log p(token t | tokens < t)
+        w = mask[:, 1:].float()
+        return r + self.scale * (logp * w).sum(1) / w.sum(1)
 
     def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
         """batch = (chosen ids, chosen mask, rejected ids, rejected mask): the Bradley-Terry loss;

@@ -8,7 +8,8 @@ The pipeline (each stage through :func:`genai_lib.train.fit`, cached with
 2. :func:`train_sft`: supervised fine-tuning on generated instructions, loss on the response only.
 3. :func:`preference_data`: the SFT model's own samples on training prompts, judged by the
    checker; pairs (right answer, a wrong sample or a corruption).
-4. :func:`train_reward_model`: SFT trunk + scalar head, Bradley-Terry loss.
+4. :func:`train_reward_model`: SFT trunk + scalar head (+ the trunk's own mean log-likelihood of
+   the response, ``rm_loglik``), Bradley-Terry loss; :func:`likelihood_reward` is where it starts.
 5. :func:`train_dpo`: DPO from the SFT model, the SFT model as the frozen reference.
 
 Evaluation lives in :mod:`genai_lib.recipes.assistant_eval` (exact match, best-of-n, KL).
@@ -46,6 +47,7 @@ __all__ = [
     "train_sft",
     "preference_data",
     "train_reward_model",
+    "likelihood_reward",
     "train_dpo",
     "instruction_splits",
 ]
@@ -70,6 +72,7 @@ class AssistantRecipe:
     batch_size: int = 32
     dpo_nll: float = 0.0  # weight of the SFT loss on the chosen responses added to DPO (0: pure DPO)
     rm_pool: str = "last"  # where the reward head reads: "last" response token or "mean" over the response
+    rm_loglik: bool = False  # add the trunk's mean log-probability of the response to the reward (SimPO-style)
     max_new: int = 10  # tokens generated per answer (the longest answer is 8 characters + <|end|>)
 
 
@@ -82,11 +85,12 @@ ASSISTANT: dict[str, AssistantRecipe] = {
         n_pair_prompts=2000,
         n_pair_from_sft=4000,
         samples=4,
-        rm_steps=1000,
-        rm_lr=3e-4,
+        rm_steps=200,
+        rm_lr=1e-5,
         dpo_steps=200,
         dpo_lr=1e-5,
         beta=0.5,
+        rm_loglik=True,
     ),  # fmt: skip
     "fast": AssistantRecipe(
         n_train=600,
@@ -97,11 +101,12 @@ ASSISTANT: dict[str, AssistantRecipe] = {
         n_pair_from_sft=96,
         samples=2,
         rm_steps=40,
-        rm_lr=1e-3,
+        rm_lr=1e-4,
         dpo_steps=20,
         dpo_lr=1e-4,
         beta=0.5,
         batch_size=16,
+        rm_loglik=True,
     ),  # fmt: skip
 }
 
@@ -223,12 +228,13 @@ def preference_data(
 def train_reward_model(
     cb: ChatBase, sft: GPT, pairs: list, *, name: str | None = "ch8_reward", progress: bool = False
 ) -> tuple[RewardModel, History]:
-    """A reward model (the SFT trunk, a zero-initialised scalar head) fitted to ``pairs`` with the
-    Bradley-Terry loss."""
+    """A reward model (the SFT trunk, a zero-initialised scalar head and, with ``recipe.rm_loglik``,
+    the trunk's mean log-probability of the response) fitted to ``pairs`` with the Bradley-Terry
+    loss."""
     r = cb.recipe
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        rm = RewardModel(sft.cfg, pool=r.rm_pool).to(model_device(sft))
+        rm = RewardModel(sft.cfg, pool=r.rm_pool, loglik=r.rm_loglik).to(model_device(sft))
     rm.trunk.load_state_dict(sft.state_dict())
     phase = Phase("loss", rm.loss, list(rm.parameters()), optimizer="adamw", lr=r.rm_lr, grad_clip=1.0)
     key = {"recipe": _fields(r, "rm_"), "sft": _digest(sft)}
@@ -236,6 +242,17 @@ def train_reward_model(
         torch.manual_seed(0)
         hist = _fit(rm, pair_tensors(cb.template, pairs), phase, r.rm_steps, r.batch_size, name, key, progress)
     return rm, hist
+
+
+def likelihood_reward(sft: GPT) -> RewardModel:
+    """The reward model before any preference training: the SFT trunk, a zero head and the
+    likelihood term (``loglik=True``), so its reward is the SFT model's mean log-probability per
+    response token. What the Bradley-Terry training of :func:`train_reward_model` starts from."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        rm = RewardModel(sft.cfg, loglik=True).to(model_device(sft))
+    rm.trunk.load_state_dict(sft.state_dict())
+    return rm.eval()
 
 
 def train_dpo(
