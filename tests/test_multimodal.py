@@ -1,6 +1,7 @@
 """Chapters 9-10: captioned MNIST, the captioner, the contrastive model, text to image, the multimodal VAEs."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -113,6 +114,27 @@ def test_captioner_shapes_and_attention_maps():
     assert conv.attention_maps(x, ids).shape == (3, 1, 2, 8, 49)  # a 7 x 7 grid of CNN features
 
 
+
+def test_the_classifier_stem_starts_from_the_classifier():
+    from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
+
+    torch.manual_seed(0)
+    clf = ImageClassifier(ClassifierConfig(width=8, feature_dim=16))
+    cfg = CaptionerConfig(stem="classifier", stem_width=8, n_embd=16, n_head=2, enc_layers=1, dec_layers=1)
+    m = Captioner(cfg)
+    x, ids, _ = batch(3)
+    assert m(x, ids).shape == (3, 8, TOK.vocab_size)
+    assert m.attention_maps(x, ids).shape == (3, 1, 2, 8, 49)  # the classifier's 7 x 7 feature map
+    assert not torch.allclose(m.patch_in(x), clf.body[:6](x).flatten(2))
+    m.init_stem(clf)
+    torch.testing.assert_close(m.patch_in(x), clf.body[:6](x).flatten(2))  # the same features
+    with pytest.raises(ValueError, match="stem_width must equal"):
+        Captioner(replace(cfg, stem_width=4)).init_stem(clf)
+    with pytest.raises(ValueError, match="init_stem needs stem='classifier'"):
+        Captioner(CAP).init_stem(clf)
+    with pytest.raises(TypeError, match="classifier must be an ImageClassifier"):
+        m.init_stem(torch.nn.Linear(2, 2))
+
 def test_the_decoder_is_causal_and_reads_the_image():
     torch.manual_seed(0)
     m = Captioner(CAP).eval()
@@ -199,6 +221,9 @@ def test_mvae_views_and_missing_views():
 
 MODELS = {
     "captioner": lambda: Captioner(CAP),
+    "captioner_cnn": lambda: Captioner(
+        CaptionerConfig(stem="classifier", stem_width=4, n_embd=16, n_head=2, enc_layers=1, dec_layers=1, shift=2)
+    ),
     "clip": lambda: ContrastiveModel(ContrastiveConfig(embed_dim=8, width=8, n_embd=16, n_head=2, text_layers=1)),
     "t2i": lambda: TextToImageVAE(TextToImageConfig(z_dim=4, n_embd=16, n_head=2, width=8)),
     "poe": lambda: MultimodalVAE(MVAEConfig(posterior="poe", z_dim=4, width=8, hidden=32)),
