@@ -85,6 +85,10 @@ def test_grammar_round_trip_for_every_caption():
         assert TOK.decode(TOK.encode(text)) == text
     assert caption((7, 2, 2, 1)) == "a large thick seven slanting right"
     assert caption_zh((7, 2, 2, 1)) == "一个大的、粗的数字七，向右倾斜"
+    every = torch.tensor(rows)
+    assert torch.equal(TOK.encode_attributes(every), TOK.encode_batch([caption(r) for r in rows]))
+    with pytest.raises(ValueError, match="attrs slant must be in"):
+        TOK.encode_attributes(torch.tensor([[7, 2, 3, 1]]))
 
 
 @pytest.mark.parametrize(
@@ -114,7 +118,6 @@ def test_captioner_shapes_and_attention_maps():
     assert conv.attention_maps(x, ids).shape == (3, 1, 2, 8, 49)  # a 7 x 7 grid of CNN features
 
 
-
 def test_the_classifier_stem_starts_from_the_classifier():
     from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
 
@@ -134,6 +137,7 @@ def test_the_classifier_stem_starts_from_the_classifier():
         Captioner(CAP).init_stem(clf)
     with pytest.raises(TypeError, match="classifier must be an ImageClassifier"):
         m.init_stem(torch.nn.Linear(2, 2))
+
 
 def test_the_decoder_is_causal_and_reads_the_image():
     torch.manual_seed(0)
@@ -290,6 +294,46 @@ def test_training_shifts_keep_the_attributes_of_nearly_every_digit():
     assert not torch.equal(shifted, x)
     changed = (attributes(shifted, y) != attributes(x, y)).any(1).float().mean().item()
     assert changed < 0.02, changed  # ink cut at the border, for a few digits near the edge
+
+
+def test_recaptioned_batches_describe_their_distorted_pixels():
+    from genai_lib.data import load_mnist, make_loader
+    from genai_lib.recipes.multimodal import Recaptioned
+
+    x, y = load_mnist("test", limit=128)
+    a = attributes(x, y)
+    loader = make_loader(x, TOK.encode_attributes(a), a, batch_size=64, shuffle=False)
+    torch.manual_seed(0)
+    batches = list(Recaptioned(loader))
+    assert len(batches) == len(loader) == 2
+    xd, ids, ad = batches[0]
+    assert xd.shape == (64, 1, 28, 28) and not torch.equal(xd, x[:64])
+    assert torch.equal(ad, attributes(xd, y[:64])) and torch.equal(ad[:, 0], y[:64])  # the digit stays
+    assert torch.equal(ids, TOK.encode_attributes(ad))
+    assert (ad != a[:64]).any(1).float().mean() > 0.2  # distortions change many captions
+
+
+def test_the_captioner_recipe_starts_from_the_classifier(monkeypatch):
+    import genai_lib.recipes.multimodal as mm
+    from genai_lib.recipes.multimodal import MMRecipe, train_multimodal
+
+    cfg = CaptionerConfig(stem="classifier", stem_width=32, n_embd=16, n_head=2, enc_layers=1, dec_layers=1)
+    assert mm.MM_RECIPES["captioner"].init == "mnist_classifier"
+    assert mm.MM_RECIPES["captioner"].config.stem == "classifier"
+    with pytest.raises(ValueError, match="needs a CaptionerConfig with stem='classifier'"):
+        MMRecipe(CAP, steps=1, init="mnist_classifier")
+    monkeypatch.setitem(mm.MM_RECIPES, "captioner", MMRecipe(cfg, steps=1, fast_steps=1, init="mnist_classifier"))
+    seen = []
+    monkeypatch.setattr(mm, "mnist_classifier", lambda fast=None: seen.append(fast) or clf)
+    from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
+
+    torch.manual_seed(1)
+    clf = ImageClassifier(ClassifierConfig())
+    model, _ = train_multimodal("captioner", fast=True, cache=False)
+    assert seen == [True]
+    # one Adam step (each weight moves by about lr = 2e-3) from the classifier's weights
+    assert (model.patch_in[3].weight - clf.body[3].weight).abs().max() < 5e-3
+    assert (Captioner(cfg).patch_in[3].weight - clf.body[3].weight).abs().max() > 0.05  # a fresh stem is far
 
 
 def test_the_recipe_trains_once_then_loads(monkeypatch, tmp_path):

@@ -26,7 +26,16 @@ from genai_lib.train import cosine_schedule, fit
 from genai_lib.train_cache import load_or_train
 from genai_lib.utils import fast_mode
 
-__all__ = ["MMRecipe", "MM_RECIPES", "Recaptioned", "train_multimodal", "captioned_split", "build_model", "FAST_LIMIT", "FAST_TEST"]
+__all__ = [
+    "MMRecipe",
+    "MM_RECIPES",
+    "Recaptioned",
+    "train_multimodal",
+    "captioned_split",
+    "build_model",
+    "FAST_LIMIT",
+    "FAST_TEST",
+]
 
 FAST_LIMIT = 1000  # fast mode: training images
 FAST_TEST = 200  # fast mode: held-out images scored
