@@ -2351,6 +2351,12 @@ MULTIMODAL_ROWS = [
         "stem_width",
     ),
     (
+        "recaptioned generator",
+        lambda t: __import__("genai_lib.recipes.multimodal", fromlist=["x"]).Recaptioned([], generator=3),
+        TypeError,
+        "generator",
+    ),
+    (
         "recipe init",
         lambda t: __import__("genai_lib.recipes.multimodal", fromlist=["x"]).MMRecipe(None, steps=1, init="imagenet"),
         ValueError,
