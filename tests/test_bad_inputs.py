@@ -2357,6 +2357,12 @@ MULTIMODAL_ROWS = [
         "generator",
     ),
     (
+        "recipe distort",
+        lambda t: __import__("genai_lib.recipes.multimodal", fromlist=["x"]).MMRecipe(None, steps=1, distort=1.5),
+        ValueError,
+        "distort",
+    ),
+    (
         "recipe init",
         lambda t: __import__("genai_lib.recipes.multimodal", fromlist=["x"]).MMRecipe(None, steps=1, init="imagenet"),
         ValueError,

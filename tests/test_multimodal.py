@@ -311,6 +311,11 @@ def test_recaptioned_batches_describe_their_distorted_pixels():
     assert torch.equal(ad, attributes(xd, y[:64])) and torch.equal(ad[:, 0], y[:64])  # the digit stays
     assert torch.equal(ids, TOK.encode_attributes(ad))
     assert (ad != a[:64]).any(1).float().mean() > 0.2  # distortions change many captions
+    g = torch.Generator().manual_seed(0)
+    xh, _, ah = next(iter(Recaptioned(loader, 0.5, generator=g)))
+    kept = (xh == x[:64]).flatten(1).all(1)
+    assert 0.2 < kept.float().mean() < 0.8  # about half redrawn, half as they were
+    assert torch.equal(ah[kept], a[:64][kept])
 
 
 def test_the_captioner_recipe_starts_from_the_classifier(monkeypatch):

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from genai_lib._checks import check_generator, check_positive
+from genai_lib._checks import check_generator, check_positive, check_probability
 from genai_lib.captions import CaptionTokenizer, attributes, captioned_mnist
 from genai_lib.data import make_loader
 from genai_lib.history import History
@@ -55,13 +55,15 @@ class MMRecipe:
     fast_lr: float | None = None  # fast mode: learning rate (None: lr)
     init: str | None = None  # "mnist_classifier": the stem of a captioner config with stem "classifier"
     # starts from that trained classifier (the fast config may keep another stem: then no transfer)
-    distort: bool = False  # every batch redrawn by random_distort and captioned again (Recaptioned)
+    distort: float = 0.0  # the fraction of training images redrawn by random_distort and captioned again
+    # at every pass (Recaptioned); 0 = off
 
     def __post_init__(self) -> None:
         if self.init not in (None, "mnist_classifier"):
             raise ValueError(f"init must be None or 'mnist_classifier', got {self.init!r}")
         if self.init and getattr(self.config, "stem", None) != "classifier":
             raise ValueError("init='mnist_classifier' needs a CaptionerConfig with stem='classifier'")
+        check_probability("distort", self.distort)
         check_positive("steps", self.steps)
         check_positive("fast_steps", self.fast_steps)
         check_positive("batch_size", self.batch_size)
@@ -97,22 +99,27 @@ MM_RECIPES: dict[str, MMRecipe] = {
 
 
 class Recaptioned:
-    """A loader of (images, ids, attrs) whose images are redrawn by ``random_distort`` (rotation,
-    scale, shift, stroke; no blur) at every pass and whose captions are computed again from the
-    new pixels by the attribute functions: a rotated seven may now slant the other way, a dilated
-    one be thick, and its caption says so. The digit label is kept. ``generator`` draws the
-    distortions (None: the global RNG)."""
+    """A loader of (images, ids, attrs) in which a fraction ``p`` of the images, drawn anew at every
+    pass, is redrawn by ``random_distort`` (rotation, scale, shift, stroke; no blur) and captioned
+    again from the new pixels by the attribute functions: a rotated seven may now slant the other
+    way, a dilated one be thick, and its caption says so. The digit label is kept. ``generator``
+    draws the distortions (None: the global RNG)."""
 
-    def __init__(self, loader: Any, generator: torch.Generator | None = None) -> None:
+    def __init__(self, loader: Any, p: float = 1.0, generator: torch.Generator | None = None) -> None:
+        check_probability("p", p)
         check_generator("generator", generator)
-        self.loader, self.generator = loader, generator
+        self.loader, self.p, self.generator = loader, float(p), generator
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self) -> Any:
         for x, _, a in self.loader:
-            x = random_distort(x, blur=0.0, generator=self.generator)
+            d = random_distort(x, blur=0.0, generator=self.generator)
+            if self.p < 1:
+                pick = torch.rand(len(x), generator=self.generator) < self.p  # (B,)
+                d = torch.where(pick.view(-1, 1, 1, 1), d, x)
+            x = d
             attrs = attributes(x, a[:, 0])
             yield x, _TOK.encode_attributes(attrs), attrs
 
@@ -169,14 +176,14 @@ def train_multimodal(
         loader = make_loader(
             x, ids, attrs, batch_size=recipe.batch_size, drop_last=True, generator=torch.Generator().manual_seed(seed)
         )
-        loader = Recaptioned(loader) if recipe.distort else loader
+        loader = Recaptioned(loader, recipe.distort) if recipe.distort else loader
         schedule = cosine_schedule(max(steps // 20, 1), steps, 0.1)
         lr = recipe.fast_lr if fast and recipe.fast_lr is not None else recipe.lr
         kwargs = {"steps": steps, "lr": lr, "progress": progress, "desc": f"multimodal {name}"}
         if cache:
             key = {"n_train": len(x), "batch_size": recipe.batch_size, "seed": seed, "data": "captioned_mnist v1",
                    "schedule": "cosine(5%, 0.1)", **({"init": recipe.init} if transfer else {}),
-                   **({"distort": True} if recipe.distort else {})}  # fmt: skip
+                   **({"distort": recipe.distort} if recipe.distort else {})}  # fmt: skip
             history = load_or_train(model, loader, name=f"mm_{name}", key=key, lr_schedule=schedule, **kwargs)
         else:
             history = fit(model, loader, lr_schedule=schedule, **kwargs)
