@@ -191,6 +191,25 @@ class CaptionTokenizer:
             raise ValueError("texts must be a non-empty list of captions")
         return torch.stack([self.encode(t) for t in texts])
 
+    def encode_attributes(self, attrs: torch.Tensor) -> torch.Tensor:
+        """Attribute rows (N, 4) -> their captions' ids (N, CAPTION_LEN), without building strings
+        (the same ids as ``encode_batch([caption(a) for a in attrs])``)."""
+        if not isinstance(attrs, torch.Tensor) or attrs.dim() != 2 or attrs.shape[1] != 4:
+            raise ValueError(f"attrs must be an (N, 4) tensor, got {getattr(attrs, 'shape', type(attrs).__name__)}")
+        a = attrs.long().cpu()
+        for j, (name, hi) in enumerate(zip(ATTRIBUTES, (10, 3, 3, 2), strict=True)):
+            if len(a) and not 0 <= int(a[:, j].min()) <= int(a[:, j].max()) < hi:
+                raise ValueError(f"attrs {name} must be in [0, {hi})")
+        ix = self.index
+        digit = torch.tensor([ix[w] for w in DIGITS])[a[:, 0]]
+        thick = torch.tensor([ix[w] for w in THICKNESS])[a[:, 1]]
+        slant = torch.tensor([[ix[w] for w in p.split()] for p in _SLANT_PHRASE])[a[:, 2]]  # (N, 2)
+        size = torch.tensor([ix[w] for w in SIZE])[a[:, 3]]
+        n = len(a)
+        const = lambda v: torch.full((n,), v, dtype=torch.long)  # noqa: E731
+        cols = [const(self.BOS), const(ix["a"]), size, thick, digit, slant[:, 0], slant[:, 1], const(self.EOS)]
+        return torch.stack(cols, dim=1).to(attrs.device)
+
     def decode(self, ids: Any) -> str:
         """ids (T,) -> the words between ``<bos>`` and the first ``<eos>``."""
         words = []

@@ -2389,6 +2389,31 @@ MULTIMODAL_ROWS = [
         "same batch size, got 2 and 3",
     ),
     ("captioner patch 5", lambda t: _mm()[1].CaptionerConfig(patch=5), ValueError, "patch must divide 28"),
+    ("captioner stem", lambda t: _mm()[1].CaptionerConfig(stem="resnet"), ValueError, "stem must be 'patch', 'conv'"),
+    (
+        "captioner stem width",
+        lambda t: _mm()[1].CaptionerConfig(stem="classifier", stem_width=0),
+        ValueError,
+        "stem_width",
+    ),
+    (
+        "recaptioned generator",
+        lambda t: __import__("genai_lib.recipes.multimodal", fromlist=["x"]).Recaptioned([], generator=3),
+        TypeError,
+        "generator",
+    ),
+    (
+        "recipe distort",
+        lambda t: __import__("genai_lib.recipes.multimodal", fromlist=["x"]).MMRecipe(None, steps=1, distort=1.5),
+        ValueError,
+        "distort",
+    ),
+    (
+        "recipe init",
+        lambda t: __import__("genai_lib.recipes.multimodal", fromlist=["x"]).MMRecipe(None, steps=1, init="imagenet"),
+        ValueError,
+        "init must be None or 'mnist_classifier'",
+    ),
     (
         "info_nce shapes",
         lambda t: _mm()[1].info_nce(torch.zeros(2, 3), torch.zeros(3, 3), 0.0),

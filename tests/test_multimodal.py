@@ -1,6 +1,7 @@
 """Chapters 9-10: captioned MNIST, the captioner, the contrastive model, text to image, the multimodal VAEs."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -84,6 +85,10 @@ def test_grammar_round_trip_for_every_caption():
         assert TOK.decode(TOK.encode(text)) == text
     assert caption((7, 2, 2, 1)) == "a large thick seven slanting right"
     assert caption_zh((7, 2, 2, 1)) == "一个大的、粗的数字七，向右倾斜"
+    every = torch.tensor(rows)
+    assert torch.equal(TOK.encode_attributes(every), TOK.encode_batch([caption(r) for r in rows]))
+    with pytest.raises(ValueError, match="attrs slant must be in"):
+        TOK.encode_attributes(torch.tensor([[7, 2, 3, 1]]))
 
 
 @pytest.mark.parametrize(
@@ -111,6 +116,27 @@ def test_captioner_shapes_and_attention_maps():
     conv = Captioner(CaptionerConfig(stem="conv", n_embd=16, n_head=2, enc_layers=1, dec_layers=1))
     assert conv(x, ids).shape == (3, 8, TOK.vocab_size)
     assert conv.attention_maps(x, ids).shape == (3, 1, 2, 8, 49)  # a 7 x 7 grid of CNN features
+
+
+def test_the_classifier_stem_starts_from_the_classifier():
+    from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
+
+    torch.manual_seed(0)
+    clf = ImageClassifier(ClassifierConfig(width=8, feature_dim=16))
+    cfg = CaptionerConfig(stem="classifier", stem_width=8, n_embd=16, n_head=2, enc_layers=1, dec_layers=1)
+    m = Captioner(cfg)
+    x, ids, _ = batch(3)
+    assert m(x, ids).shape == (3, 8, TOK.vocab_size)
+    assert m.attention_maps(x, ids).shape == (3, 1, 2, 8, 49)  # the classifier's 7 x 7 feature map
+    assert not torch.allclose(m.patch_in(x), clf.body[:6](x).flatten(2))
+    m.init_stem(clf)
+    torch.testing.assert_close(m.patch_in(x), clf.body[:6](x).flatten(2))  # the same features
+    with pytest.raises(ValueError, match="stem_width must equal"):
+        Captioner(replace(cfg, stem_width=4)).init_stem(clf)
+    with pytest.raises(ValueError, match="init_stem needs stem='classifier'"):
+        Captioner(CAP).init_stem(clf)
+    with pytest.raises(TypeError, match="classifier must be an ImageClassifier"):
+        m.init_stem(torch.nn.Linear(2, 2))
 
 
 def test_the_decoder_is_causal_and_reads_the_image():
@@ -199,6 +225,9 @@ def test_mvae_views_and_missing_views():
 
 MODELS = {
     "captioner": lambda: Captioner(CAP),
+    "captioner_cnn": lambda: Captioner(
+        CaptionerConfig(stem="classifier", stem_width=4, n_embd=16, n_head=2, enc_layers=1, dec_layers=1, shift=2)
+    ),
     "clip": lambda: ContrastiveModel(ContrastiveConfig(embed_dim=8, width=8, n_embd=16, n_head=2, text_layers=1)),
     "t2i": lambda: TextToImageVAE(TextToImageConfig(z_dim=4, n_embd=16, n_head=2, width=8)),
     "poe": lambda: MultimodalVAE(MVAEConfig(posterior="poe", z_dim=4, width=8, hidden=32)),
@@ -265,6 +294,51 @@ def test_training_shifts_keep_the_attributes_of_nearly_every_digit():
     assert not torch.equal(shifted, x)
     changed = (attributes(shifted, y) != attributes(x, y)).any(1).float().mean().item()
     assert changed < 0.02, changed  # ink cut at the border, for a few digits near the edge
+
+
+def test_recaptioned_batches_describe_their_distorted_pixels():
+    from genai_lib.data import load_mnist, make_loader
+    from genai_lib.recipes.multimodal import Recaptioned
+
+    x, y = load_mnist("test", limit=128)
+    a = attributes(x, y)
+    loader = make_loader(x, TOK.encode_attributes(a), a, batch_size=64, shuffle=False)
+    torch.manual_seed(0)
+    batches = list(Recaptioned(loader))
+    assert len(batches) == len(loader) == 2
+    xd, ids, ad = batches[0]
+    assert xd.shape == (64, 1, 28, 28) and not torch.equal(xd, x[:64])
+    assert torch.equal(ad, attributes(xd, y[:64])) and torch.equal(ad[:, 0], y[:64])  # the digit stays
+    assert torch.equal(ids, TOK.encode_attributes(ad))
+    assert (ad != a[:64]).any(1).float().mean() > 0.2  # distortions change many captions
+    g = torch.Generator().manual_seed(0)
+    xh, _, ah = next(iter(Recaptioned(loader, 0.5, generator=g)))
+    kept = (xh == x[:64]).flatten(1).all(1)
+    assert 0.2 < kept.float().mean() < 0.8  # about half redrawn, half as they were
+    assert torch.equal(ah[kept], a[:64][kept])
+
+
+def test_the_captioner_recipe_starts_from_the_classifier(monkeypatch):
+    import genai_lib.recipes.multimodal as mm
+    from genai_lib.recipes.multimodal import MMRecipe, train_multimodal
+
+    cfg = CaptionerConfig(stem="classifier", stem_width=32, n_embd=16, n_head=2, enc_layers=1, dec_layers=1)
+    assert mm.MM_RECIPES["captioner"].init == "mnist_classifier"
+    assert mm.MM_RECIPES["captioner"].config.stem == "classifier"
+    with pytest.raises(ValueError, match="needs a CaptionerConfig with stem='classifier'"):
+        MMRecipe(CAP, steps=1, init="mnist_classifier")
+    monkeypatch.setitem(mm.MM_RECIPES, "captioner", MMRecipe(cfg, steps=1, fast_steps=1, init="mnist_classifier"))
+    seen = []
+    monkeypatch.setattr(mm, "mnist_classifier", lambda fast=None: seen.append(fast) or clf)
+    from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
+
+    torch.manual_seed(1)
+    clf = ImageClassifier(ClassifierConfig())
+    model, _ = train_multimodal("captioner", fast=True, cache=False)
+    assert seen == [True]
+    # one Adam step (each weight moves by about lr = 2e-3) from the classifier's weights
+    assert (model.patch_in[3].weight - clf.body[3].weight).abs().max() < 5e-3
+    assert (Captioner(cfg).patch_in[3].weight - clf.body[3].weight).abs().max() > 0.05  # a fresh stem is far
 
 
 def test_the_recipe_trains_once_then_loads(monkeypatch, tmp_path):

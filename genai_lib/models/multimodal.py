@@ -53,7 +53,10 @@ class CaptionerConfig:
     vocab_size: int = 24  # CaptionTokenizer().vocab_size
     max_len: int = 8  # caption positions (<bos> .. <eos>)
     patch: int = 4  # patch side: 7 x 7 = 49 patches (stem "patch")
-    stem: str = "patch"  # "patch": linear patch embedding; "conv": two stride-2 convolutions, a 7 x 7 grid
+    stem: str = "patch"  # "patch": linear patch embedding; "conv": two stride-2 convolutions, a 7 x 7 grid;
+    # "classifier": the conv blocks of the course's digit classifier (ImageClassifier, width stem_width)
+    # then a linear map to n_embd, a 7 x 7 grid; Captioner.init_stem copies a trained classifier in
+    stem_width: int = 32  # stem "classifier": channels of its first conv block (the second has 2x)
     n_embd: int = 64  # width C
     n_head: int = 4  # heads
     enc_layers: int = 2  # image encoder blocks
@@ -64,10 +67,10 @@ class CaptionerConfig:
     def __post_init__(self) -> None:
         plain_fields(self)
         check_positive("shift", self.shift, allow_zero=True)
-        for f in ("vocab_size", "max_len", "patch", "n_embd", "n_head", "enc_layers", "dec_layers"):
+        for f in ("vocab_size", "max_len", "patch", "n_embd", "n_head", "enc_layers", "dec_layers", "stem_width"):
             check_positive(f, getattr(self, f))
-        if self.stem not in ("patch", "conv"):
-            raise ValueError(f"stem must be 'patch' or 'conv', got {self.stem!r}")
+        if self.stem not in ("patch", "conv", "classifier"):
+            raise ValueError(f"stem must be 'patch', 'conv' or 'classifier', got {self.stem!r}")
         if 28 % self.patch:
             raise ValueError(f"patch must divide 28, got {self.patch}")
         if self.n_embd % self.n_head or (self.n_embd // self.n_head) % 2:
@@ -150,6 +153,18 @@ class Captioner(nn.Module):
         c, n_patch = cfg.n_embd, (28 // cfg.patch) ** 2 if cfg.stem == "patch" else 49
         if cfg.stem == "patch":
             self.patch_in = nn.Linear(cfg.patch**2, c)
+        elif cfg.stem == "classifier":  # the ImageClassifier's conv blocks (28 -> 14 -> 7), then C
+            w = cfg.stem_width
+            self.patch_in = nn.Sequential(
+                nn.Conv2d(1, w, 3, padding=1),  # (B, w, 28, 28)
+                nn.ReLU(),
+                nn.MaxPool2d(2),  # (B, w, 14, 14)
+                nn.Conv2d(w, 2 * w, 3, padding=1),  # (B, 2w, 14, 14)
+                nn.ReLU(),
+                nn.MaxPool2d(2),  # (B, 2w, 7, 7)
+                nn.Flatten(2),  # (B, 2w, 49)
+            )
+            self.stem_proj = nn.Linear(2 * w, c)
         else:  # a hybrid ViT (Dosovitskiy et al. 2021, section 3.1): CNN features as the patches
             self.patch_in = nn.Sequential(
                 nn.Conv2d(1, c // 2, 4, stride=2, padding=1),  # (B, C/2, 14, 14)
@@ -174,11 +189,33 @@ class Captioner(nn.Module):
         if self.cfg.stem == "patch":
             x = self.patch_in(patchify(images, self.cfg.patch))
         else:
-            x = self.patch_in(images).transpose(1, 2)  # (B, 49, C)
+            x = self.patch_in(images).transpose(1, 2)  # (B, 49, C), stem "classifier": (B, 49, 2w)
+            if self.cfg.stem == "classifier":
+                x = self.stem_proj(x)
         x = x + self.patch_pos
         for blk in self.encoder:
             x = blk(x)
         return self.ln_mem(x)
+
+    @torch.no_grad()
+    def init_stem(self, classifier: nn.Module) -> None:
+        """Copy the two conv layers of a trained :class:`~genai_lib.models.classifier.ImageClassifier`
+        into the stem "classifier" (transfer learning: the hybrid ViT's pre-trained CNN, Dosovitskiy
+        et al. 2021, section 3.1); training then fine-tunes them with the rest."""
+        if self.cfg.stem != "classifier":
+            raise ValueError(f"init_stem needs stem='classifier', got stem={self.cfg.stem!r}")
+        body = getattr(classifier, "body", None)
+        if not isinstance(body, nn.Sequential) or len(body) < 5 or not isinstance(body[3], nn.Conv2d):
+            raise TypeError(f"classifier must be an ImageClassifier, got {type(classifier).__name__}")
+        for i in (0, 3):
+            dst, src = self.patch_in[i], body[i]
+            if dst.weight.shape != src.weight.shape:
+                raise ValueError(
+                    f"classifier conv {i} has weights {tuple(src.weight.shape)}, the stem {tuple(dst.weight.shape)}:"
+                    " stem_width must equal the classifier's width"
+                )
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
 
     def _kv(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [blk.cross.memory_kv(memory) for blk in self.decoder]
