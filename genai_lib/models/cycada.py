@@ -100,13 +100,17 @@ class SemanticCycleGAN(CycleGAN):
         if not isinstance(cfg, SemanticCycleGANConfig):
             raise TypeError(f"cfg must be a SemanticCycleGANConfig, got {type(cfg).__name__}")
         if (readers is not None) != (cfg.readers == "target"):
-            raise ValueError(f"readers=(r_a, r_b) must be given exactly when cfg.readers is 'target', got {cfg.readers!r}")
+            raise ValueError(
+                f"readers=(r_a, r_b) must be given exactly when cfg.readers is 'target', got {cfg.readers!r}"
+            )
         if readers is not None and not (isinstance(readers, (tuple, list)) and len(readers) == 2):
             raise TypeError(f"readers must be a pair (r_a, r_b) of classifiers, got {type(readers).__name__}")
         super().__init__(cfg)
         self.clf_a = _frozen("clf_a", clf_a)
         self.clf_b = _frozen("clf_b", clf_b)
-        self.readers = None if readers is None else nn.ModuleList([_frozen("r_a", readers[0]), _frozen("r_b", readers[1])])
+        self.readers = (
+            None if readers is None else nn.ModuleList([_frozen("r_a", readers[0]), _frozen("r_b", readers[1])])
+        )
 
     def train(self, mode: bool = True) -> SemanticCycleGAN:
         super().train(mode)

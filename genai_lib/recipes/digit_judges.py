@@ -76,7 +76,8 @@ def semantic_classifiers(*, fast: bool | None = None, device: Any = None) -> tup
     """``(clf_a, clf_b)`` for a :class:`~genai_lib.models.cycada.SemanticCycleGAN`: the MNIST classifier (it labels the
     MNIST digits and must read the same class in their translations G(a)) and the UCI one (the
     same for F(b)). Each direction is held by the classifier that does *not* judge it in
-    :func:`genai_lib.recipes.image2image.evaluate_cyclegan` (A -> B is judged by the UCI classifier, B -> A by the MNIST one)."""
+    :func:`genai_lib.recipes.image2image.evaluate_cyclegan` (A -> B is judged by the UCI
+    classifier, B -> A by the MNIST one)."""
     return mnist_classifier(device=device, fast=fast), uci_classifier(device=device, fast=fast)
 
 
