@@ -44,7 +44,8 @@ READER_SEED = 1  # the readers' weights and batches (the judges': seed 0)
 # 83.8% of the untranslated MNIST ones (67.6% without): a judge that is less brittle to the
 # style gap, so that it scores the digit rather than the style. Measured 2026-12-03, one thread.
 UCI_CLASSIFIER = ClassifierRecipe(ClassifierConfig(), epochs=60, fast_limit=FAST_UCI, fast_epochs=4, augment=True)
-# The target readers: the judges' recipes at half the width (16 channels, 64 features), seed 1.
+# The target readers: the judges' recipes at half the width (16 channels, 64 features), seed 1
+# (fast mode: 2 epochs, to keep notebook 4's CI time).
 READER_CONFIG = ClassifierConfig(width=16, feature_dim=64)
 
 
@@ -92,12 +93,13 @@ def reader_classifiers(
     g = torch.Generator().manual_seed(READER_SEED) if generator is None else generator
     seed = int(torch.randint(0, 2**31, (1,), generator=g))
     r_a = train_classifier(
-        replace(MNIST_CLASSIFIER, config=READER_CONFIG), load_mnist, name="mnist_reader",
+        replace(MNIST_CLASSIFIER, config=READER_CONFIG, fast_epochs=2), load_mnist, name="mnist_reader",
         generator=torch.Generator().manual_seed(seed), device=device, fast=fast,
     )  # fmt: skip
     x_train, _ = load_digits28("train")
     r_b = train_classifier(
-        replace(UCI_CLASSIFIER, config=READER_CONFIG), load_digits28, name="uci_reader", key={"data": x_train},
+        replace(UCI_CLASSIFIER, config=READER_CONFIG, fast_epochs=2), load_digits28, name="uci_reader",
+        key={"data": x_train},
         generator=torch.Generator().manual_seed(seed + 1), device=device, fast=fast,
     )  # fmt: skip
     return r_a, r_b

@@ -132,7 +132,11 @@ CYCLEGAN: dict[str, I2IRecipe] = {
     # "full" plus CyCADA's semantic-consistency loss (models.cycada): same networks, same init,
     # same data and budget; A -> B keeps the MNIST classifier's label, B -> A the UCI one's.
     "semantic": I2IRecipe(
-        SemanticCycleGANConfig(**asdict(_CYCLE), semantic_weight=1.0), steps=CYCLE_STEPS, lr=5e-4, batch_size=16
+        SemanticCycleGANConfig(**asdict(_CYCLE), semantic_weight=1.0),
+        steps=CYCLE_STEPS,
+        lr=5e-4,
+        batch_size=16,
+        fast_steps=20,  # fast mode: a smoke test of the loss (notebook 4's CI time)
     ),
     # the same, but each translation is read by a classifier of the domain it lands in (not a judge)
     "semantic_target": I2IRecipe(
@@ -140,6 +144,7 @@ CYCLEGAN: dict[str, I2IRecipe] = {
         steps=CYCLE_STEPS,
         lr=5e-4,
         batch_size=16,
+        fast_steps=20,
     ),
 }
 CYCLE_SWEEP = (0.3, 1.0, 3.0, 10.0, 30.0)  # cycle weights of the sweep (identity weight: half of each)
