@@ -12,7 +12,7 @@ from genai_lib.models.cycada import SemanticCycleGAN, SemanticCycleGANConfig
 from genai_lib.models.cyclegan import CycleGAN, CycleGANConfig
 from genai_lib.models.pix2pix import Pix2Pix, Pix2PixConfig
 from genai_lib.recipes import image2image as R
-from genai_lib.recipes.classifier import MNIST_CLASSIFIER
+from genai_lib.recipes.classifier import MNIST_CLASSIFIER, train_classifier
 
 
 class _Oracle(torch.nn.Module):
@@ -166,7 +166,7 @@ def test_evaluate_restoration_baselines_and_truth():
         (lambda: R.evaluate_cyclegan(torch.nn.Linear(1, 1), _Oracle(), _Oracle()), TypeError, "CycleGAN"),
         (lambda: R.evaluate_restoration({}, _Oracle()), TypeError, "non-empty dict"),
         (lambda: R.uci_classifier(generator=3), TypeError, "generator"),
-        (lambda: R.train_classifier("uci", R.load_digits28, name="x"), TypeError, "ClassifierRecipe"),
+        (lambda: train_classifier("uci", R.load_digits28, name="x"), TypeError, "ClassifierRecipe"),
     ],
 )
 def test_recipe_arguments_are_checked(call, exc, match):
