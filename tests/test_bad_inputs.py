@@ -1736,6 +1736,24 @@ def _restore_metric(which, a, b):
     return getattr(metrics, which)(a, b)
 
 
+def _sem_cfg(**kw):
+    from genai_lib.models.cycada import SemanticCycleGANConfig
+
+    return SemanticCycleGANConfig(width=4, n_res=1, d_width=4, pool_size=2, **kw)
+
+
+def _sem(cfg, *clfs, readers=None):
+    from genai_lib.models.cycada import SemanticCycleGAN
+
+    return SemanticCycleGAN(cfg, *clfs, readers=readers)
+
+
+def _sem_clf():
+    from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
+
+    return ImageClassifier(ClassifierConfig(width=4, feature_dim=8))
+
+
 I2I_ROWS = [
     (
         "cyclegan 3 channels",
@@ -1750,6 +1768,21 @@ I2I_ROWS = [
     ("cyclegan pool negative", lambda t: _pool(-1), ValueError, "size must be >= 0"),
     ("cyclegan cycle_weight NaN", lambda t: _i2i_cfg("cycle", cycle_weight=NAN), ValueError, "cycle_weight"),
     ("cyclegan width 0", lambda t: _i2i_cfg("cycle", width=0), ValueError, "width must be > 0"),
+    ("semantic weight negative", lambda t: _sem_cfg(semantic_weight=-1.0), ValueError, "semantic_weight"),
+    ("semantic readers name", lambda t: _sem_cfg(readers="judges"), ValueError, "readers must be one of"),
+    (
+        "semantic plain config",
+        lambda t: _sem(_i2i_cfg("cycle"), _sem_clf(), _sem_clf()),
+        TypeError,
+        "SemanticCycleGANConfig",
+    ),
+    ("semantic clf not a module", lambda t: _sem(_sem_cfg(), "mnist", _sem_clf()), TypeError, "clf_a must be"),
+    (
+        "semantic target without readers",
+        lambda t: _sem(_sem_cfg(readers="target"), _sem_clf(), _sem_clf()),
+        ValueError,
+        r"readers=\(r_a, r_b\) must be given",
+    ),
     ("pix2pix task", lambda t: _i2i_cfg("p2p", task="colour"), ValueError, "task must be one of"),
     ("pix2pix mask 21", lambda t: _i2i_cfg("p2p", mask_size=21), ValueError, "mask_size must fit"),
     ("pix2pix adv negative", lambda t: _i2i_cfg("p2p", adv_weight=-1.0), ValueError, "adv_weight"),

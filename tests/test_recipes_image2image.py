@@ -3,15 +3,16 @@ leave the caller's RNG alone, and the evaluations score what they say (fast mode
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
+from genai_lib.models.cycada import SemanticCycleGAN, SemanticCycleGANConfig
 from genai_lib.models.cyclegan import CycleGAN, CycleGANConfig
 from genai_lib.models.pix2pix import Pix2Pix, Pix2PixConfig
 from genai_lib.recipes import image2image as R
-from genai_lib.recipes.classifier import MNIST_CLASSIFIER
+from genai_lib.recipes.classifier import MNIST_CLASSIFIER, train_classifier
 
 
 class _Oracle(torch.nn.Module):
@@ -42,6 +43,35 @@ def test_cyclegan_recipe_trains_once_then_loads(monkeypatch, tmp_path):
         R.train_cyclegan(recipe, fast=True)
 
 
+def _tiny_clf(seed):
+    from genai_lib.models.classifier import ClassifierConfig, ImageClassifier
+
+    torch.manual_seed(seed)
+    return ImageClassifier(ClassifierConfig(width=4, feature_dim=8))
+
+
+def test_semantic_recipe_builds_the_plain_init_with_its_frozen_classifiers(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
+    pair = (_tiny_clf(1), _tiny_clf(2))
+    readers = (_tiny_clf(3), _tiny_clf(4))
+    monkeypatch.setattr(R, "semantic_classifiers", lambda **kw: pair)
+    monkeypatch.setattr(R, "reader_classifiers", lambda **kw: readers)
+    plain = R.image2image_model(R.CYCLEGAN["full"], fast=True)
+    for name in ("semantic", "semantic_target"):
+        model = R.image2image_model(R.CYCLEGAN[name], fast=True)
+        assert isinstance(model, SemanticCycleGAN) and (model.clf_a, model.clf_b) == pair
+        assert (model.readers is None) == (name == "semantic")
+        for k, v in plain.state_dict().items():  # generators and discriminators: the plain draw
+            assert torch.equal(v, model.state_dict()[k]), (name, k)
+    recipe = replace(R.CYCLEGAN["semantic_target"], fast_steps=4, batch_size=8)
+    model, hist, _ = R.train_cyclegan(recipe, name="s", fast=True)
+    assert {"semantic_ab", "semantic_ba"} <= set(hist.logs) and model.readers is not None
+    assert R.train_cyclegan(recipe, name="s", fast=True)[1].from_cache
+    with torch.no_grad():  # other frozen classifiers are another cache entry: retrained
+        readers[1].head.bias.add_(1.0)
+    assert not R.train_cyclegan(recipe, name="s", fast=True)[1].from_cache
+
+
 def test_pix2pix_recipes_learn_in_fast_mode(monkeypatch, tmp_path):
     monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path))
     for name in ("sr", "inpaint_l1"):
@@ -53,7 +83,7 @@ def test_pix2pix_recipes_learn_in_fast_mode(monkeypatch, tmp_path):
 
 
 def test_recipe_tables_are_what_the_chapter_says():
-    assert set(R.CYCLEGAN) == {"full", "nocycle", "noidentity"} and set(R.PIX2PIX) == {
+    assert set(R.CYCLEGAN) == {"full", "nocycle", "noidentity", "semantic", "semantic_target"} and set(R.PIX2PIX) == {
         "sr",
         "sr_l1",
         "inpaint",
@@ -65,6 +95,13 @@ def test_recipe_tables_are_what_the_chapter_says():
     for task in ("sr", "inpaint"):
         adv, l1 = R.PIX2PIX[task].config, R.PIX2PIX[f"{task}_l1"].config
         assert adv.adv_weight > 0 and l1.adv_weight == 0 and replace(l1, adv_weight=adv.adv_weight) == adv
+    for name, readers in (("semantic", "source"), ("semantic_target", "target")):
+        r = R.CYCLEGAN[name]  # the plain recipe plus the semantic loss, nothing else changed
+        assert isinstance(r.config, SemanticCycleGANConfig) and r.config.readers == readers
+        plain = {k: v for k, v in asdict(r.config).items() if k not in ("semantic_weight", "readers")}
+        assert CycleGANConfig(**plain) == full
+        fast = R.CYCLEGAN["full"].fast_steps
+        assert replace(r, config=full, fast_steps=fast) == R.CYCLEGAN["full"]  # the same full budget
     sweep = R.cycle_recipe(3.0, steps=7)
     assert sweep.config.cycle_weight == 3.0 and sweep.config.identity_weight == 1.5 and sweep.steps == 7
     assert sweep.config == replace(full, cycle_weight=3.0, identity_weight=1.5)
@@ -129,7 +166,7 @@ def test_evaluate_restoration_baselines_and_truth():
         (lambda: R.evaluate_cyclegan(torch.nn.Linear(1, 1), _Oracle(), _Oracle()), TypeError, "CycleGAN"),
         (lambda: R.evaluate_restoration({}, _Oracle()), TypeError, "non-empty dict"),
         (lambda: R.uci_classifier(generator=3), TypeError, "generator"),
-        (lambda: R.train_classifier("uci", R.load_digits28, name="x"), TypeError, "ClassifierRecipe"),
+        (lambda: train_classifier("uci", R.load_digits28, name="x"), TypeError, "ClassifierRecipe"),
     ],
 )
 def test_recipe_arguments_are_checked(call, exc, match):

@@ -246,7 +246,15 @@ class CycleGAN(nn.Module):
             idt = identity_loss(x_a, x_b, self.g_ab, self.g_ba)
             loss = loss + self.cfg.identity_weight * idt
             logs["identity"] = idt.detach()
-        return loss, logs
+        extra, extra_logs = self._extra_g_terms(x_a, x_b, fake_b, fake_a)
+        return loss + extra, {**logs, **extra_logs}
+
+    def _extra_g_terms(
+        self, x_a: torch.Tensor, x_b: torch.Tensor, fake_b: torch.Tensor, fake_a: torch.Tensor
+    ) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
+        """Further generator terms on the step's translations ``fake_b = G(a)``, ``fake_a = F(b)``:
+        none here; :class:`genai_lib.models.cycada.SemanticCycleGAN` adds CyCADA's semantic loss."""
+        return 0.0, {}
 
     def d_loss(self, batch: Any, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         """Both discriminators' least-squares loss on real images and pooled fakes (no gradient to G)."""

@@ -9,7 +9,9 @@ a benchmark prints come from the same settings. One module per chapter family:
 - :mod:`genai_lib.recipes.vae`: the chapter-2 VAEs;
 - :mod:`genai_lib.recipes.gan`: the chapter-3 GANs and the ring experiment;
 - :mod:`genai_lib.recipes.image2image`: the chapter-4 CycleGANs (MNIST <-> UCI digits), pix2pix for
-  super-resolution and inpainting, the UCI-digits classifier and their evaluations;
+  super-resolution and inpainting, and their evaluations (with a semantic-consistency variant);
+- :mod:`genai_lib.recipes.digit_judges`: chapter 4's UCI-digits judge and the frozen classifiers
+  inside the CycleGAN's semantic-consistency loss (never the judges);
 - :mod:`genai_lib.recipes.stylegan`: chapter 5's StyleGAN and its measurements (FID beside the
   DCGAN, style mixing, truncation, path length, noise);
 - :mod:`genai_lib.recipes.multimodal`: chapters 9-10's captioner, contrastive model, text-to-image
