@@ -293,5 +293,3 @@ def bfs_order(g: nx.Graph, *, generator: torch.Generator | None = None) -> list[
                 seen.add(nbrs[i])
                 queue.append(nbrs[i])
     return order
-
-

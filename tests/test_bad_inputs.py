@@ -2578,6 +2578,8 @@ def _graph_rows():
 
 
 GRAPH_ROWS = _graph_rows()
+
+
 def _tab():
     from genai_lib.models import copula, tabular_vae
 
@@ -2778,9 +2780,11 @@ APPS_ROWS = [
     ("code scan_brackets not text", lambda t: _apps()[1].scan_brackets(None), TypeError, "text"),
     (
         "scenario cvae sample noise",
-        lambda t: _apps()[5]
-        .ScenarioCVAE(_apps()[5].ScenarioCVAEConfig())
-        .sample(2, context=torch.zeros(1, 8, 4), noise="yes"),
+        lambda t: (
+            _apps()[5]
+            .ScenarioCVAE(_apps()[5].ScenarioCVAEConfig())
+            .sample(2, context=torch.zeros(1, 8, 4), noise="yes")
+        ),
         TypeError,
         "noise",
     ),

@@ -150,12 +150,21 @@ def test_semantic_cyclegan_trains_through_fit_and_the_semantic_loss_falls():
         (lambda: SemanticCycleGAN(SemanticCycleGANConfig(**TINY), "clf", _clf()), TypeError, "clf_a"),
         (lambda: semantic_loss(_images(2), _images(3), _clf()), ValueError, "translated must have"),
         (lambda: SemanticCycleGANConfig(readers="judge"), ValueError, "readers must be one of"),
-        (lambda: SemanticCycleGAN(SemanticCycleGANConfig(**TINY, readers="target"), _clf(), _clf()), ValueError,
-         "readers=\\(r_a, r_b\\) must be given"),
-        (lambda: SemanticCycleGAN(SemanticCycleGANConfig(**TINY), _clf(), _clf(), readers=(_clf(), _clf())),
-         ValueError, "exactly when"),
-        (lambda: SemanticCycleGAN(SemanticCycleGANConfig(**TINY, readers="target"), _clf(), _clf(), readers=_clf()),
-         TypeError, "readers must be a pair"),
+        (
+            lambda: SemanticCycleGAN(SemanticCycleGANConfig(**TINY, readers="target"), _clf(), _clf()),
+            ValueError,
+            "readers=\\(r_a, r_b\\) must be given",
+        ),
+        (
+            lambda: SemanticCycleGAN(SemanticCycleGANConfig(**TINY), _clf(), _clf(), readers=(_clf(), _clf())),
+            ValueError,
+            "exactly when",
+        ),
+        (
+            lambda: SemanticCycleGAN(SemanticCycleGANConfig(**TINY, readers="target"), _clf(), _clf(), readers=_clf()),
+            TypeError,
+            "readers must be a pair",
+        ),
     ],
 )
 def test_bad_inputs(make, exc, match):

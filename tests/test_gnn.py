@@ -127,7 +127,7 @@ def test_mmd_zero_for_identical_sets_and_hand_value():
     # EMD = 1 (one unit of mass moves one bin): MMD^2 = 1 + 1 - 2 exp(-1/2)
     a, b = nx.Graph([(0, 1)]), nx.cycle_graph(3)
     assert math.isclose(graph_mmd([a], [b], "degree"), 2 - 2 * math.exp(-0.5), rel_tol=1e-9)
-    k = lambda x, y: np.exp(-np.subtract.outer(np.ravel(x), np.ravel(y)) ** 2)  # noqa: E731
+    k = lambda x, y: np.exp(-(np.subtract.outer(np.ravel(x), np.ravel(y)) ** 2))  # noqa: E731
     x, y = [np.array(0.0), np.array(1.0)], [np.array(3.0)]
     hand = (2 + 2 * math.exp(-1)) / 4 + 1 - 2 * (math.exp(-9) + math.exp(-4)) / 2
     assert math.isclose(mmd2(x, y, k), hand, rel_tol=1e-9)
@@ -157,8 +157,9 @@ def test_split_edges_holds_out_edges_and_true_non_edges():
     train = {tuple(e) for e in s["train"].T.tolist()}
     assert all(tuple(e) in edges and tuple(e) not in train for e in s["test_pos"].T.tolist())
     assert all(tuple(e) not in edges for e in torch.cat([s["test_neg"], s["val_neg"]], 1).T.tolist())
-    assert s["test_neg"].shape == s["test_pos"].shape and len(train) + 2 * (s["test_pos"].shape[1] +
-                                                                             s["val_pos"].shape[1]) == len(edges)
+    assert s["test_neg"].shape == s["test_pos"].shape and len(train) + 2 * (
+        s["test_pos"].shape[1] + s["val_pos"].shape[1]
+    ) == len(edges)
     assert link_auc_ap([0.9, 0.8], [0.1, 0.85]) == (0.75, pytest.approx((1 + 2 / 3) / 2))
 
 

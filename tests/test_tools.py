@@ -25,6 +25,14 @@ def test_ruff_clean():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+@pytest.mark.slow
+def test_ruff_format_clean():
+    """Library, tests, benchmarks, scripts and notebooks are as ``ruff format`` writes them."""
+    targets = [p for p in ("genai_lib", "tests", "chapters", "benchmarks", "scripts") if (ROOT / p).exists()]
+    res = subprocess.run([str(BIN / "ruff"), "format", "--check", *targets], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, "run `ruff format` on:\n" + res.stdout + res.stderr
+
+
 def _build(source: Path, out: Path, config: Path, jobs: int = 2) -> subprocess.CompletedProcess:
     cmd = [
         sys.executable,

@@ -309,4 +309,3 @@ class GAE(nn.Module):
         mu, _ = self.encode(graph)
         self.train(was)
         return torch.sigmoid(self.edge_logits(mu, pairs.to(mu.device)))
-

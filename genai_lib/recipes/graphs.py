@@ -300,4 +300,3 @@ def molecule_scores(model: GraphRNN, train: list[str], n: int = 1000, seed: int 
     """Validity, uniqueness, novelty of ``n`` samples, and the samples."""
     smiles = sample_molecules(model, n, generator=torch.Generator().manual_seed(seed))
     return {**molecule_metrics(smiles, train), "samples": smiles}
-

@@ -162,7 +162,6 @@ PIX2PIX: dict[str, I2IRecipe] = {
 }
 
 
-
 def cycle_recipe(cycle_weight: float, *, steps: int | None = None) -> I2IRecipe:
     """The ``"full"`` recipe with another cycle weight (identity weight half of it, as in the
     paper) and optionally another step count: one point of the sweep."""
@@ -198,7 +197,6 @@ def image2image_model(recipe: I2IRecipe, *, fast: bool | None = None, device: An
         else:
             model = CycleGAN(cfg) if isinstance(cfg, CycleGANConfig) else Pix2Pix(cfg)
     return model.to(device)
-
 
 
 def domains(split: str = "train", *, fast: bool | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -343,7 +341,6 @@ def train_pix2pix(
         progress=progress,
     )  # fmt: skip
     return model.eval(), history
-
 
 
 # --------------------------------------------------------------------------- evaluation
