@@ -29,6 +29,7 @@ __all__ = [
     "ConvDecoder28",
     "ConvEncoder28",
     "EMA",
+    "conv_blocks28",
     "gaussian_nll",
     "mlp",
     "random_distort",
@@ -61,6 +62,21 @@ def mlp(
         elif final_activation is not None:
             layers.append(final_activation())
     return nn.Sequential(*layers)
+
+
+def conv_blocks28(width: int) -> list[nn.Module]:
+    """The digit classifier's two conv blocks, 28x28 -> (2 * width, 7, 7): conv 3x3, ReLU, max-pool,
+    twice. A list, so that callers splice it into their own ``nn.Sequential`` with the same module
+    indices (0 and 3 are the convolutions) and cached weights keep their names."""
+    check_positive("width", width)
+    return [
+        nn.Conv2d(1, width, 3, padding=1),  # (B, w, 28, 28)
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # (B, w, 14, 14)
+        nn.Conv2d(width, 2 * width, 3, padding=1),  # (B, 2w, 14, 14)
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # (B, 2w, 7, 7)
+    ]
 
 
 class ConvEncoder28(nn.Module):

@@ -28,7 +28,7 @@ from genai_lib._checks import (
     check_tensor,
     plain_fields,
 )
-from genai_lib.models._layers import random_distort
+from genai_lib.models._layers import conv_blocks28, random_distort
 from genai_lib.utils import split_batch
 
 __all__ = ["ClassifierConfig", "ImageClassifier"]
@@ -68,12 +68,7 @@ class ImageClassifier(nn.Module):
         self.cfg = cfg
         w = cfg.width
         self.body = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1),  # (B, w, 28, 28)
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # (B, w, 14, 14)
-            nn.Conv2d(w, 2 * w, 3, padding=1),  # (B, 2w, 14, 14)
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # (B, 2w, 7, 7)
+            *conv_blocks28(w),  # (B, 2w, 7, 7)
             nn.Flatten(),
             nn.Linear(2 * w * 49, cfg.feature_dim),  # (B, F)
             nn.ReLU(),

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genai_lib._checks import check_images, check_positive, plain_fields
-from genai_lib.models._layers import ConvEncoder28, random_shift
+from genai_lib.models._layers import ConvEncoder28, conv_blocks28, random_shift
 from genai_lib.models.attention import CausalSelfAttention, KVCache
 from genai_lib.sampling import generate_tokens
 from genai_lib.tokenizer import check_token_ids
@@ -155,15 +155,7 @@ class Captioner(nn.Module):
             self.patch_in = nn.Linear(cfg.patch**2, c)
         elif cfg.stem == "classifier":  # the ImageClassifier's conv blocks (28 -> 14 -> 7), then C
             w = cfg.stem_width
-            self.patch_in = nn.Sequential(
-                nn.Conv2d(1, w, 3, padding=1),  # (B, w, 28, 28)
-                nn.ReLU(),
-                nn.MaxPool2d(2),  # (B, w, 14, 14)
-                nn.Conv2d(w, 2 * w, 3, padding=1),  # (B, 2w, 14, 14)
-                nn.ReLU(),
-                nn.MaxPool2d(2),  # (B, 2w, 7, 7)
-                nn.Flatten(2),  # (B, 2w, 49)
-            )
+            self.patch_in = nn.Sequential(*conv_blocks28(w), nn.Flatten(2))  # (B, 2w, 49)
             self.stem_proj = nn.Linear(2 * w, c)
         else:  # a hybrid ViT (Dosovitskiy et al. 2021, section 3.1): CNN features as the patches
             self.patch_in = nn.Sequential(
