@@ -6,8 +6,9 @@ fingerprint hashes the *content* of every tensor and array in ``key`` (dtype, sh
 so two datasets that differ in one element never share weights, and a key it cannot hash
 faithfully is refused rather than guessed. Hooks that record something during training (the
 :class:`genai_lib.phases.Snapshots` of an animation) are saved in the same file, so their
-records come back with the weights. Writes are atomic; two processes filling one entry at once
-both succeed. :func:`cached` does the same for any computed artifact.
+records come back with the weights. Writes are atomic, and two processes that need one entry at
+once fill it once: the second waits for the first (:func:`genai_lib.utils.fill_lock`), then loads.
+:func:`cached` does the same for any computed artifact.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import nn
 from genai_lib.checkpoint import CheckpointError, config_dict, load_checkpoint, save_checkpoint
 from genai_lib.history import History
 from genai_lib.train import fit
-from genai_lib.utils import cache_dir, model_device
+from genai_lib.utils import cache_dir, fill_lock, model_device
 
 __all__ = ["fingerprint", "load_or_train", "cached", "cache_path"]
 
@@ -165,17 +166,24 @@ def load_or_train(
     extra = {} if trainer is fit else {"trainer": getattr(trainer, "__name__", str(trainer))}
     meta = fingerprint(model, {**fit_kwargs, **extra}, key)
     recorders = _recording_hooks(fit_kwargs)
+    with fill_lock(path):
+        return _load_or_train_locked(model, loader, path, meta, recorders, trainer, fit_kwargs)
+
+
+def _load_or_train_locked(
+    model: nn.Module, loader: Iterable, path: Path, meta: dict, recorders: list, trainer: Callable, fit_kwargs: dict
+) -> History:
     resume = False
     if path.exists():
         try:
             state = load_checkpoint(path, map_location=model_device(model))
         except CheckpointError as exc:
-            warnings.warn(f"ignoring the cached checkpoint: {exc}; retraining", stacklevel=2)
+            warnings.warn(f"ignoring the cached checkpoint: {exc}; retraining", stacklevel=3)
         else:
             same = state.get("meta") == meta and all(k in state for k in ("model", "step", "total"))
             if same and not _fits(model, state["model"]):
                 warnings.warn(
-                    f"the cached weights in {path} do not fit this model (its code changed?); retraining", stacklevel=2
+                    f"the cached weights in {path} do not fit this model (its code changed?); retraining", stacklevel=3
                 )
                 same = False
             records = state.get("hook_states", [])
@@ -208,16 +216,17 @@ def cached(name: str, key: Any, compute: Callable[[], dict[str, Any]], *, refres
         digest = {"digest": fingerprint(nn.Module(), {}, key)["digest"]}
     except TypeError as exc:
         raise TypeError(f"cached({name!r}): {exc}") from None
-    if path.exists() and not refresh:
-        try:
-            state = load_checkpoint(path)
-        except CheckpointError as exc:
-            warnings.warn(f"ignoring the cached artifact: {exc}; computing it again", stacklevel=2)
-        else:
-            if state.get("meta") == digest and "value" in state:
-                return state["value"]
-    value = compute()
-    if not isinstance(value, dict):
-        raise TypeError(f"cached({name!r}): compute() must return a dict, got {type(value).__name__}")
-    save_checkpoint(path, {"meta": digest, "value": value})
-    return value
+    with fill_lock(path):
+        if path.exists() and not refresh:
+            try:
+                state = load_checkpoint(path)
+            except CheckpointError as exc:
+                warnings.warn(f"ignoring the cached artifact: {exc}; computing it again", stacklevel=2)
+            else:
+                if state.get("meta") == digest and "value" in state:
+                    return state["value"]
+        value = compute()
+        if not isinstance(value, dict):
+            raise TypeError(f"cached({name!r}): compute() must return a dict, got {type(value).__name__}")
+        save_checkpoint(path, {"meta": digest, "value": value})
+        return value

@@ -1,5 +1,6 @@
 """Small helpers every layer uses: devices, noise, batches, eval mode, seeding, fast mode,
-the cache folder, atomic file writes, and the set-up call at the top of every notebook.
+the cache folder, atomic file writes, a lock for filling one cache entry once, and the set-up
+call at the top of every notebook.
 
 The library itself never picks a device or seeds global RNGs: :func:`get_device`,
 :func:`seed_everything` and :func:`setup_notebook` are what a *notebook* calls once at the top.
@@ -11,7 +12,9 @@ import inspect
 import math
 import os
 import random
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +38,7 @@ __all__ = [
     "normal_noise",
     "uniform_noise",
     "atomic_write",
+    "fill_lock",
 ]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -228,6 +232,64 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+_HELD: dict[str, int] = {}  # lock files this process holds, with their nesting depth
+
+
+@contextmanager
+def fill_lock(path: str | os.PathLike, *, wait_s: float = 3600.0, poll_s: float = 0.5) -> Iterator[bool]:
+    """Hold the lock for *filling* ``path`` (training or computing what it will hold), so that two
+    processes that need the same entry at once (two notebooks of a parallel book build) fill it
+    once: the second waits, then finds the entry written. Yields whether the lock was taken.
+
+    The lock is ``fcntl.flock`` on the hidden file ``.<name>.lock`` beside ``path``; the kernel
+    releases it when its holder exits, however it exits. It is re-entrant within a process. After
+    ``wait_s`` seconds of waiting (or where ``fcntl`` does not exist, as on Windows) the caller
+    goes on without it: :func:`atomic_write` keeps that safe, at the cost of filling twice.
+    """
+    if wait_s < 0 or poll_s <= 0:
+        raise ValueError(f"wait_s must be >= 0 and poll_s > 0, got {wait_s!r} and {poll_s!r}")
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield False
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = str(path.with_name(f".{path.name}.lock"))
+    if _HELD.get(lock):
+        _HELD[lock] += 1
+        try:
+            yield True
+        finally:
+            _HELD[lock] -= 1
+        return
+    with open(lock, "a+b") as fh:
+        deadline, told, got = time.monotonic() + wait_s, False, False
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                got = True
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    msg = f"{path.name}: waited {wait_s:.0f} s for another process; filling it here too"
+                    print(msg, file=sys.stderr)
+                    break
+                if not told:
+                    print(f"{path.name}: another process is filling this entry; waiting for it", file=sys.stderr)
+                    told = True
+                time.sleep(poll_s)
+        if not got:
+            yield False
+            return
+        _HELD[lock] = 1
+        try:
+            yield True
+        finally:
+            del _HELD[lock]
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- notebooks

@@ -242,13 +242,16 @@ print(hashlib.sha256(blob).hexdigest(), history.from_cache)
 @pytest.mark.slow  # two fresh interpreters importing torch and training: 6-10 s on 2 cores
 def test_two_processes_train_one_cached_model_on_an_empty_cache_at_once(tmp_path):
     """Issue 17 too: MNIST loading and load_or_train's checkpoint writes race; both runs succeed
-    and end with identical weights, and the entry they leave loads."""
+    and end with identical weights, the entry they leave loads, and it was trained once: the
+    second process waited for the first (fill_lock) and loaded its weights."""
     cache, work = tmp_path / "cache", tmp_path / "work"
     work.mkdir()
     outs = _run_together(_TRAIN, 2, cache, work)
     digests = {o.split()[0] for o in outs}
     assert len(digests) == 1, outs
-    assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == ["mnist_5k.npz", "race.pt"]
+    assert sorted(o.split()[1] for o in outs) == ["False", "True"], outs  # one trained, one loaded
+    files = sorted(p.name for p in cache.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
+    assert files == ["mnist_5k.npz", "race.pt"]
     state = checkpoint.load_checkpoint(cache / "fast" / "race.pt")
     blob = b"".join(v.numpy().tobytes() for v in state["model"].values())
     assert hashlib.sha256(blob).hexdigest() in digests

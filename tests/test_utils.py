@@ -70,3 +70,52 @@ def test_import_does_no_work():
     code = "import sys, genai_lib; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: fill_lock takes no lock there
+    fcntl = None
+posix_only = pytest.mark.skipif(fcntl is None, reason="fill_lock locks with fcntl, POSIX only")
+
+
+def _held_elsewhere(path) -> bool:
+    """Whether another open file description holds the lock fill_lock takes for ``path``."""
+    with open(path.with_name(f".{path.name}.lock"), "a+b") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
+
+
+@posix_only
+def test_fill_lock_is_exclusive_reentrant_and_released(tmp_path):
+    entry = tmp_path / "sub" / "model.pt"
+    with utils.fill_lock(entry) as got:
+        assert got and _held_elsewhere(entry)
+        with utils.fill_lock(entry) as again:  # the same process nests without waiting
+            assert again
+        assert _held_elsewhere(entry)  # the inner exit did not release the outer hold
+    assert not _held_elsewhere(entry)
+    with pytest.raises(RuntimeError), utils.fill_lock(entry):
+        raise RuntimeError("a failed fill")
+    assert not _held_elsewhere(entry)  # released on an exception too
+
+
+@posix_only
+def test_fill_lock_gives_up_after_its_wait_and_says_so(tmp_path, capsys):
+    entry = tmp_path / "model.pt"
+    with open(tmp_path / ".model.pt.lock", "a+b") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)  # as another process would
+        with utils.fill_lock(entry, wait_s=0.2, poll_s=0.05) as got:
+            assert got is False
+    err = capsys.readouterr().err
+    assert "another process is filling" in err and "filling it here too" in err
+
+
+@pytest.mark.parametrize("kw", [{"wait_s": -1.0}, {"poll_s": 0.0}])
+def test_fill_lock_refuses_impossible_waits(tmp_path, kw):
+    with pytest.raises(ValueError, match="wait_s must be"), utils.fill_lock(tmp_path / "m.pt", **kw):
+        pass
