@@ -53,6 +53,7 @@ __all__ = [
     "epsilon",
     "noise_for_epsilon",
     "check_delta",
+    "gaussian_mechanism",
 ]
 
 SampleLoss = Callable[..., torch.Tensor]  # (model, *one_example) -> scalar loss
@@ -350,3 +351,26 @@ def noise_for_epsilon(
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if epsilon(q, mid, steps, delta, orders=orders) > target_epsilon else (lo, mid)
     return hi
+
+
+def gaussian_mechanism(
+    value: torch.Tensor,
+    *,
+    sensitivity: float,
+    epsilon_budget: float,
+    delta: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, float]:
+    """Release ``value`` once with (epsilon, delta)-DP: ``value + N(0, (sigma * sensitivity)^2 I)``.
+
+    ``sensitivity`` bounds the L2 change of ``value`` when one example is added or removed (a
+    sum of per-example terms of norm <= 1 has sensitivity 1). ``sigma`` is the smallest noise
+    multiplier whose one release (q = 1, one step of the accountant above) spends at most
+    ``epsilon_budget``; returns (the noisy value, sigma). DP-MERF releases its embedding this way.
+    """
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        raise TypeError(f"value must be a floating-point tensor, got {type(value).__name__}")
+    check_finite_number("sensitivity", sensitivity, positive=True, allow_zero=False)
+    sigma = noise_for_epsilon(epsilon_budget, 1.0, 1, delta)
+    noise = normal_noise(tuple(value.shape), generator=generator, device=value.device, dtype=value.dtype)
+    return value + sigma * sensitivity * noise, sigma
