@@ -28,7 +28,15 @@ from genai_lib.models._layers import mlp
 from genai_lib.models.vae import bernoulli_nll, gaussian_kl
 from genai_lib.utils import eval_mode, normal_noise, split_batch
 
-__all__ = ["CVAEConfig", "CVAE", "cvae_sample_loss", "MLPClassifierConfig", "MLPClassifier", "ce_sample_loss"]
+__all__ = [
+    "LabelDecoder",
+    "CVAEConfig",
+    "CVAE",
+    "cvae_sample_loss",
+    "MLPClassifierConfig",
+    "MLPClassifier",
+    "ce_sample_loss",
+]
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,42 @@ class CVAEConfig:
             check_positive(name, getattr(self, name))
 
 
-class CVAE(nn.Module):
+class LabelDecoder(nn.Module):
+    """What chapter 16's class-conditional generators share (:class:`CVAE`, and DP-MERF's
+    :class:`genai_lib.models.merf.MERFGenerator`): a ``decoder`` from (z, one-hot label) to pixel
+    logits, ``decode(z, y)`` to images in [0, 1], and ``sample(n, labels=...)``. A subclass sets
+    ``cfg`` (with ``z_dim`` and ``n_classes``) and ``decoder``."""
+
+    cfg: Any
+    decoder: nn.Sequential
+
+    def _onehot(self, y: torch.Tensor) -> torch.Tensor:
+        # a comparison, not F.one_hot (which checks the ids' range and so breaks vmap)
+        classes = torch.arange(self.cfg.n_classes, device=y.device)
+        return (y.long()[:, None] == classes).to(self.decoder[0].weight.dtype)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Images (B, 1, 28, 28) in [0, 1] for latents z (B, Z) and labels y (B,); no checks."""
+        return torch.sigmoid(self.decoder(torch.cat([z, self._onehot(y)], 1))).view(-1, 1, 28, 28)
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """n images (n, 1, 28, 28) in [0, 1] on the CPU; ``labels`` (n,) default to 0, 1, ..., K-1 cycled."""
+        check_positive("n", n)
+        w = self.decoder[0].weight
+        y = (
+            torch.arange(n) % self.cfg.n_classes
+            if labels is None
+            else check_class_ids("labels", labels, self.cfg.n_classes, n)
+        )
+        z = normal_noise((n, self.cfg.z_dim), generator=generator, device=w.device, dtype=w.dtype)
+        with eval_mode(self):
+            return self.decode(z, y.to(w.device)).cpu()
+
+
+class CVAE(LabelDecoder):
     """x (B, 1, 28, 28), y (B,) -> logits; ``sample(n, labels=...)`` draws digits of given classes."""
 
     def __init__(self, cfg: CVAEConfig) -> None:
@@ -56,11 +99,6 @@ class CVAE(nn.Module):
         k, h, z = cfg.n_classes, cfg.hidden, cfg.z_dim
         self.encoder = mlp([784 + k, h, 2 * z])  # (B, D + K) -> (B, 2Z)
         self.decoder = mlp([z + k, h, 784])  # (B, Z + K) -> (B, D) logits
-
-    def _onehot(self, y: torch.Tensor) -> torch.Tensor:
-        # a comparison, not F.one_hot (which checks the ids' range and so breaks vmap)
-        classes = torch.arange(self.cfg.n_classes, device=y.device)
-        return (y.long()[:, None] == classes).to(self.encoder[0].weight.dtype)
 
     def terms(self, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-image -log p(x | z, y) and KL (each (B,)) for the noise ``eps`` (B, Z); no checks."""
@@ -85,23 +123,6 @@ class CVAE(nn.Module):
         """The reparameterisation noise (B, Z) for a batch: ``dp_phase(extra=model.noise_for)``."""
         x = batch[0]
         return (normal_noise((x.shape[0], self.cfg.z_dim), generator=generator, device=x.device, dtype=x.dtype),)
-
-    @torch.no_grad()
-    def sample(
-        self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """n images (n, 1, 28, 28) in [0, 1] on the CPU; ``labels`` (n,) default to 0, 1, ..., K-1 cycled."""
-        check_positive("n", n)
-        w = self.encoder[0].weight
-        y = (
-            torch.arange(n) % self.cfg.n_classes
-            if labels is None
-            else check_class_ids("labels", labels, self.cfg.n_classes, n)
-        )
-        z = normal_noise((n, self.cfg.z_dim), generator=generator, device=w.device, dtype=w.dtype)
-        with eval_mode(self):
-            logits = self.decoder(torch.cat([z, self._onehot(y.to(w.device))], 1))
-        return torch.sigmoid(logits).view(n, 1, 28, 28).cpu()
 
 
 def cvae_sample_loss(model: CVAE, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,8 @@ from torch import nn
 
 from genai_lib._checks import check_class_ids, check_positive, check_tensor, plain_fields
 from genai_lib.models._layers import mlp
-from genai_lib.utils import eval_mode, normal_noise
+from genai_lib.models.cvae import LabelDecoder
+from genai_lib.utils import normal_noise
 
 __all__ = ["MERFConfig", "RandomFeatures", "label_embedding", "MERFGenerator"]
 
@@ -84,12 +85,13 @@ def label_embedding(phi: torch.Tensor, labels: torch.Tensor, n_classes: int) -> 
     return phi.T @ F.one_hot(labels.to(phi.device).long(), n_classes).to(phi.dtype)
 
 
-class MERFGenerator(nn.Module):
+class MERFGenerator(LabelDecoder):
     """(z, y) -> images in [0, 1]; ``loss`` matches its samples' embedding to the buffer ``target``.
 
     ``target`` (2F, K) is the released embedding divided by the number of examples, set with
     :meth:`set_target` before training. A batch is a tensor of labels (B,) (or a 1-tuple of it);
-    the latent noise comes from fit's generator.
+    the latent noise comes from fit's generator. ``decode`` and ``sample`` are the CVAE's
+    (:class:`genai_lib.models.cvae.LabelDecoder`).
     """
 
     def __init__(self, cfg: MERFConfig) -> None:
@@ -112,8 +114,7 @@ class MERFGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         z = check_tensor("z", z, shape=(None, None), floating=True)
         labels = check_class_ids("labels", labels, self.cfg.n_classes, z.shape[0])
-        onehot = F.one_hot(labels.to(z.device).long(), self.cfg.n_classes).to(z.dtype)
-        return torch.sigmoid(self.decoder(torch.cat([z, onehot], 1))).view(-1, 1, 28, 28)
+        return self.decode(z, labels.to(z.device))
 
     def loss(self, batch: Any, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         labels = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -123,19 +124,3 @@ class MERFGenerator(nn.Module):
         fake = self(z, labels.to(w.device))
         mmd2 = ((self.target - self.embed(fake, labels) / labels.shape[0]) ** 2).sum()
         return mmd2, {}
-
-    @torch.no_grad()
-    def sample(
-        self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """n images (n, 1, 28, 28) in [0, 1] on the CPU; ``labels`` (n,) default to 0, 1, ..., K-1 cycled."""
-        check_positive("n", n)
-        w = self.decoder[0].weight
-        y = (
-            torch.arange(n) % self.cfg.n_classes
-            if labels is None
-            else check_class_ids("labels", labels, self.cfg.n_classes, n)
-        )
-        z = normal_noise((n, self.cfg.z_dim), generator=generator, device=w.device, dtype=w.dtype)
-        with eval_mode(self):
-            return self(z, y.to(w.device)).cpu()
