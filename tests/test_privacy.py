@@ -331,3 +331,21 @@ def test_the_membership_pool_is_stratified_by_class():
         member_pool(y, 50)
     with pytest.raises(ValueError, match="needs 200 digits of every class"):
         member_pool(y, 2000)
+
+
+def test_the_non_private_and_public_runs_are_seeded(monkeypatch, tmp_path):
+    # an empty-cache rebuild gives the same weights: the public pretraining and the non-private
+    # CVAE draw their batches and VAE noise from their own generators, not the global random state
+    from genai_lib.recipes import privacy
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path / "a"))
+    monkeypatch.setitem(privacy.PUBLIC_STEPS, "fast", 5)
+    monkeypatch.setitem(privacy.DP_CVAE, "fast", privacy.DPRecipe(1, 64, 1.0, 5e-3, 5))
+    first = [privacy.pretrain_public_cvae(fast=True), privacy.train_dp_cvae(None, public=True, fast=True)[0]]
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path / "b"))
+    torch.manual_seed(12345)  # a different global state must not matter
+    torch.rand(7)
+    again = [privacy.pretrain_public_cvae(fast=True), privacy.train_dp_cvae(None, public=True, fast=True)[0]]
+    for a, b in zip(first, again, strict=True):
+        assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert not torch.equal(first[0].state_dict()["decoder.0.weight"], first[1].state_dict()["decoder.0.weight"])

@@ -108,10 +108,10 @@ def pretrain_public_cvae(*, fast: bool | None = None, device: Any = None, progre
             torch.manual_seed(0)
             model = CVAE(CVAE_CFG).to(device or "cpu")
         loader = make_loader(x, y, batch_size=256, generator=torch.Generator().manual_seed(0))
-        h = fit(model, loader, steps=steps, lr=5e-3, progress=progress)
+        h = fit(model, loader, steps=steps, lr=5e-3, generator=torch.Generator().manual_seed(1), progress=progress)
         return {"state": {k: v.cpu() for k, v in model.state_dict().items()}, "loss": list(h.logs["loss"])}
 
-    key = {"steps": steps, "cfg": CVAE_CFG.__dict__, "n": len(x), "v": 1}
+    key = {"steps": steps, "cfg": CVAE_CFG.__dict__, "n": len(x), "v": 2}  # v2: seeded noise
     value = cached(f"dp_cvae_public{'_fast' if fast else ''}", key, compute)
     model = CVAE(CVAE_CFG)
     model.load_state_dict(value["state"])
@@ -154,7 +154,8 @@ def train_dp_cvae(
                 model = CVAE(CVAE_CFG).to(device or "cpu")
         gen = torch.Generator().manual_seed(0)
         if sigma is None:
-            h = fit(model, make_loader(x, y, batch_size=r.batch), steps=r.nodp_steps, lr=r.lr, progress=progress)
+            loader = make_loader(x, y, batch_size=r.batch, generator=torch.Generator().manual_seed(0))
+            h = fit(model, loader, steps=r.nodp_steps, lr=r.lr, generator=gen, progress=progress)
         else:
             phase = dp_phase(
                 model, cvae_sample_loss, max_norm=r.max_norm, noise_multiplier=sigma,
@@ -164,8 +165,10 @@ def train_dp_cvae(
         return {"state": {k: v.cpu() for k, v in model.state_dict().items()}, "loss": list(h.logs["loss"])}
 
     key = {"recipe": r.__dict__, "cfg": CVAE_CFG.__dict__, "eps": eps, "delta": delta, "n": len(x), "v": 1}
+    if sigma is None:
+        key["v"] = 2  # v2: seeded shuffle and noise (the same weights from an empty cache every time)
     if public:
-        key["public"] = {"steps": PUBLIC_STEPS["fast" if fast else "full"], "n": len(_public_data()[0])}
+        key["public"] = {"steps": PUBLIC_STEPS["fast" if fast else "full"], "n": len(_public_data()[0]), "v": 2}
     name = f"dp_cvae_{'nodp' if eps is None else eps}{'_pub' if public else ''}{'_fast' if fast else ''}"
     value = cached(name, key, compute) if cache else compute()
     model = CVAE(CVAE_CFG)
@@ -177,7 +180,7 @@ def train_dp_cvae(
 
 
 MERF = {
-    "full": {"n_freq": 2000, "steps": 2000, "batch": 500, "lr": 1e-3},
+    "full": {"n_freq": 2000, "steps": 1000, "batch": 500, "lr": 1e-3},
     "fast": {"n_freq": 200, "steps": 40, "batch": 100, "lr": 1e-3},
 }
 
