@@ -89,6 +89,21 @@ def test_notebooks_are_committed_without_outputs():
         assert not dirty, f"{nb.name}: cells {dirty} have outputs; strip them"
 
 
+def test_every_notebook_cell_has_a_unique_id():
+    # nbformat 4.5 requires cell ids (nbformat warns now and will refuse later); a cell pasted in
+    # by a script that wrote the JSON by hand has none
+    import json
+
+    for nb in (ROOT / "chapters").rglob("*.ipynb"):
+        if ".ipynb_checkpoints" in nb.parts:
+            continue
+        data = json.loads(nb.read_text(encoding="utf-8"))
+        ids = [c.get("id") for c in data["cells"]]
+        missing = [i for i, x in enumerate(ids) if not x]
+        assert not missing, f"{nb.name}: cells {missing} have no id (nbformat.validator.normalize adds them)"
+        assert len(set(ids)) == len(ids), f"{nb.name}: duplicate cell ids"
+
+
 def test_readme_chapter_table_matches_the_toc():
     """A chapter whose notebooks are in the book is not called "planned" in the README."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
