@@ -36,6 +36,7 @@ __all__ = [
     "stdlib_dir",
     "code_files",
     "load_code_corpus",
+    "docstring_prompts",
     "extract_function",
     "parses",
     "has_body",
@@ -112,6 +113,29 @@ def load_code_corpus(
                     parts.append(textwrap.dedent(seg).strip("\n"))
     text = "\n\n\n".join(parts) + "\n"
     return text[:max_chars] if max_chars is not None else text
+
+
+def docstring_prompts(modules: Sequence[str] = CODE_MODULES, *, max_chars: int = 80) -> list[str]:
+    """Prompts in the form of :data:`PROMPTS` made from the corpus itself: for every function of
+    ``modules`` with a docstring whose first line is a sentence, its signature at the margin and
+    that line as a one-line docstring, at most ``max_chars`` characters in all, each once, in the
+    order of :func:`load_code_corpus`. Functions named like a :data:`PROMPTS` entry are left out,
+    so that training on these prompts never trains on the chapter's evaluation prompts."""
+    check_positive("max_chars", max_chars)
+    held_out = {name for name, _, _ in PROMPTS}
+    out: list[str] = []
+    for path in code_files(modules):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef) or node.name in held_out:
+                continue
+            doc = ast.get_docstring(node)
+            first = doc.strip().split("\n")[0].strip() if doc else ""
+            if not first.endswith(".") or '"""' in first or "\\" in first:
+                continue
+            prompt = f'def {node.name}({ast.unparse(node.args)}):\n    """{first}"""\n'
+            if len(prompt) <= max_chars and prompt not in out:
+                out.append(prompt)
+    return out
 
 
 def extract_function(prompt: str, completion: str) -> str:

@@ -250,3 +250,58 @@ def test_constrained_completions_never_close_an_unopened_bracket():
     assert unmatched(BracketGuard(tok)) == 0
     with pytest.raises(TypeError, match="constrained"):
         complete_functions(model, tok, PROMPTS[0][1], 1, constrained="yes")
+
+
+def test_docstring_prompts_are_corpus_functions_and_never_an_evaluation_prompt():
+    from genai_lib.code_corpus import docstring_prompts
+
+    prompts = docstring_prompts(["bisect", "heapq", "statistics"])
+    assert prompts == docstring_prompts(["bisect", "heapq", "statistics"])  # deterministic
+    assert len(prompts) > 10 and len(set(prompts)) == len(prompts)
+    held_out = {name for name, _, _ in PROMPTS}
+    corpus = load_code_corpus(["bisect", "heapq", "statistics"], functions=True)
+    for p in prompts:
+        head, doc = p.split("\n")[:2]
+        name = head[4 : head.index("(")]
+        assert head.startswith("def ") and head.endswith(":") and name not in held_out
+        assert f"def {name}(" in corpus  # a function the corpus holds
+        assert doc.startswith('    """') and doc.endswith('."""') and len(p) <= 80
+        assert parses(p) and not has_body(p)  # a prompt: signature and docstring, no body yet
+    assert all(len(p) <= 50 for p in docstring_prompts(["statistics"], max_chars=50))
+    with pytest.raises(ValueError, match="max_chars"):
+        docstring_prompts(max_chars=0)
+
+
+def test_refine_code_gpt_trains_only_on_distinct_completions_that_compile(monkeypatch):
+    """Expert iteration for code: the compiler is the judge, so what the model trains on is the
+    set of distinct completions that parse, have a body and compile; a round with none trains
+    nothing."""
+    import genai_lib.recipes.applications as app
+
+    calls = {"draws": 0, "text": []}
+    good = 'def f(x):\n    """Doc."""\n    return x\n'
+    outputs = [good, good, 'def f(x):\n    """Doc."""\n    return (x\n', 'def f(x):\n    """Doc."""\n    nonlocal x\n']
+
+    def fake_complete(model, tok, prompt, n, **kw):
+        calls["draws"] += 1
+        return (outputs * n)[:n]
+
+    tok = app.code_tokenizer(good)
+    tiny = GPT(GPTConfig(tok.vocab_size, n_layer=1, n_head=2, n_embd=16, block_size=32, dropout=0.0))
+
+    def fake_train(model, ids, **kw):
+        assert model is tiny and kw["name"].startswith("code_gpt_refined")
+        calls["text"].append(tok.decode(ids.tolist()))
+
+    monkeypatch.setattr(app, "train_code_gpt", lambda **kw: (tiny, {"tokenizer": tok}))
+    monkeypatch.setattr(app, "complete_functions", fake_complete)
+    monkeypatch.setattr(app, "train_gpt", fake_train)
+    monkeypatch.setitem(app.REFINE_CODE, "fast", {**app.REFINE_CODE["fast"], "rounds": 2, "samples": 4})
+    _, info = app.refine_code_gpt(fast=True)
+    assert calls["draws"] == 2 * app.REFINE_CODE["fast"]["prompts"]
+    assert info["kept"] == [0.5, 0.5]  # two in four compile, the same function twice
+    assert calls["text"] == [good + "\n\n\n"] * 2  # once, though it was drawn many times
+    outputs[:] = [outputs[2]]  # nothing compiles: the round trains nothing
+    calls["text"].clear()
+    _, info = app.refine_code_gpt(fast=True)
+    assert info["kept"] == [0.0, 0.0] and calls["text"] == []

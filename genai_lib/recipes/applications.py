@@ -10,6 +10,9 @@
 - ``train_code_gpt()``: the same GPT, wider, on the characters of the functions and methods of
   a fixed subset of CPython's standard library (:data:`genai_lib.code_corpus.CODE_MODULES`, each
   function dedented to the margin, the form of the prompts); cached as ``code_gpt``.
+  ``refine_code_gpt()`` fine-tunes it on its own completions that compile (the parser and the
+  compiler as a reward, expert iteration on prompts made from the corpus, never the evaluation
+  prompts); cached as ``code_gpt_refined<round>``.
   ``complete_functions`` continues a signature and docstring; ``code_validity`` measures the
   fraction of completions that parse, compile and pass the prompt's property checks, at
   several temperatures.
@@ -28,6 +31,7 @@ from genai_lib.code_corpus import (
     CLOSERS,
     PROMPTS,
     compiles,
+    docstring_prompts,
     extract_function,
     has_body,
     load_code_corpus,
@@ -51,6 +55,7 @@ __all__ = [
     "sample_levels",
     "refine_level_gpt",
     "train_code_gpt",
+    "refine_code_gpt",
     "complete_functions",
     "code_validity",
     "BracketGuard",
@@ -68,6 +73,10 @@ REFINE = {
 CODE = {
     "full": {"chars": None, "steps": 6000, "batch": 16, "lr": 2e-3},
     "fast": {"chars": 20_000, "steps": 12, "batch": 8, "lr": 3e-3},
+}
+REFINE_CODE = {  # expert iteration for the code GPT: rounds, samples per prompt, steps per round
+    "full": {"rounds": 2, "samples": 16, "steps": 300, "lr": 3e-4, "temperature": 0.5, "prompts": None},
+    "fast": {"rounds": 1, "samples": 2, "steps": 3, "lr": 3e-4, "temperature": 0.5, "prompts": 4},
 }
 CODE_SHAPE = {"n_layer": 3, "n_head": 4, "n_embd": 96, "block_size": 96, "dropout": 0.0}
 
@@ -184,6 +193,52 @@ def train_code_gpt(
     return model.eval(), {"tokenizer": tok, "chars": len(text), "history": history}
 
 
+def refine_code_gpt(
+    *, fast: bool | None = None, device: Any = None, cache: bool = True, progress: bool = False
+) -> tuple[GPT, dict[str, Any]]:
+    """The code GPT fine-tuned on its own functions that compile: ``rounds`` rounds of expert
+    iteration, the idea of :func:`refine_level_gpt` with Python's compiler as the judge.
+
+    Each round completes every prompt of :func:`~genai_lib.code_corpus.docstring_prompts` (the
+    corpus's own signatures and docstring first lines; the evaluation :data:`PROMPTS` are left
+    out) ``samples`` times at ``temperature`` (seed = the round), keeps the distinct completions
+    that parse, have a body and compile, and trains ``steps`` more steps of chapter 8's recipe on
+    those alone. Round ``k`` is cached as ``code_gpt_refined<k>``. Returns (model, the info of
+    :func:`train_code_gpt` with ``kept``: per round, the fraction of completions the compiler
+    kept, and ``kept_chars``: the mean length of the distinct ones in characters). A round in
+    which nothing compiles trains nothing (the fast-mode model of a few steps writes no function).
+    """
+    fast, b = _budget(REFINE_CODE, fast)
+    model, info = train_code_gpt(fast=fast, device=device, cache=cache, progress=progress)
+    tok = info["tokenizer"]
+    prompts = docstring_prompts()[: b["prompts"]]
+    kept_frac, kept_chars = [], []
+    for k in range(1, b["rounds"] + 1):
+        g = torch.Generator().manual_seed(k)
+        drawn = [
+            src
+            for prompt in prompts
+            for src in complete_functions(model, tok, prompt, b["samples"], temperature=b["temperature"], generator=g)
+        ]
+        good = [s for s in drawn if parses(s) and has_body(s) and compiles(s)]
+        kept = list(dict.fromkeys(good))
+        kept_frac.append(len(good) / len(drawn))
+        kept_chars.append(sum(map(len, kept)) / max(1, len(kept)))
+        if not kept:  # a model too young to write one function (fast mode): nothing to learn from
+            continue
+        ids = tok.encode("\n\n\n".join(kept) + "\n\n\n", as_tensor=True)
+        model.train()
+        train_gpt(
+            model, ids, steps=b["steps"], batch_size=CODE["fast" if fast else "full"]["batch"], lr=b["lr"],
+            min_lr=b["lr"] / 10, warmup=min(20, b["steps"] // 5), generator=torch.Generator().manual_seed(k),
+            progress=progress, log_every=max(1, b["steps"] // 20),
+            name=f"code_gpt_refined{k}{'_fast' if fast else ''}" if cache else None,
+            key={"round": k, "kept": len(kept), "v": 1},
+        )  # fmt: skip
+        model.eval()
+    return model, {**info, "kept": kept_frac, "kept_chars": kept_chars}
+
+
 class BracketGuard:
     """Constrained decoding for the code GPT: a logits processor that forbids, at each step, the
     characters the sampled text so far makes a syntax error for sure, in the spirit of PICARD
@@ -245,7 +300,9 @@ def code_validity(
     constrained: bool = False,
 ) -> dict[float, dict[str, Any]]:
     """For each temperature: the fractions of completions (``n`` per prompt of
-    :data:`~genai_lib.code_corpus.PROMPTS`) that parse, compile and pass, and a few examples.
+    :data:`~genai_lib.code_corpus.PROMPTS`) that parse, compile and pass, the fraction of them
+    that are distinct (``distinct``: a model that writes one function everywhere scores 1/n per
+    prompt), and a few examples.
 
     A function counts as parsed only if its body holds a statement besides the prompt's
     docstring (a docstring alone is valid Python, and would reward writing nothing).
@@ -265,6 +322,7 @@ def code_validity(
             "parse": sum(ok_parse) / len(srcs),
             "compile": sum(ok_compile) / len(srcs),
             "pass": sum(passed) / len(srcs),
+            "distinct": len(set(srcs)) / len(srcs),
             "examples": srcs[:: max(1, n)][: len(PROMPTS)],
         }
     return out
