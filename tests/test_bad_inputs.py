@@ -2598,6 +2598,12 @@ def _aug():
     return augment
 
 
+def _cvae():
+    from genai_lib.models.cvae import CVAE, CVAEConfig
+
+    return CVAE(CVAEConfig(z_dim=2, hidden=4))
+
+
 def _health():
     from genai_lib.recipes import health
 
@@ -2639,6 +2645,21 @@ HEALTH_ROWS = [
     ("fid dcr width", lambda t: _fid().closest_record_distance(torch.zeros(3, 3), _TWO_COL), ValueError, "query"),
     ("aug method", lambda t: _aug().augment_scarce("mixup", _IMGS, torch.zeros(2)), ValueError, "method"),
     ("aug cgan no gan", lambda t: _aug().augment_scarce("cgan", _IMGS, torch.full((2,), 8)), ValueError, "gan="),
+    ("aug cvae no cvae", lambda t: _aug().augment_scarce("cvae", _IMGS, torch.full((2,), 8)), ValueError, "cvae="),
+    (
+        "aug mix no cvae",
+        lambda t: _aug().augment_scarce("cvae+classical", _IMGS, torch.full((2,), 8)),
+        ValueError,
+        "cvae=",
+    ),
+    ("aug analogies not cvae", lambda t: _aug().cvae_analogies(None, _IMGS, torch.zeros(2), 3), TypeError, "CVAE"),
+    (
+        "aug analogies no others",
+        lambda t: _aug().cvae_analogies(_cvae(), _IMGS, torch.full((2,), 8), 3),
+        ValueError,
+        "other digits",
+    ),
+    ("aug analogies n 0", lambda t: _aug().cvae_analogies(_cvae(), _IMGS, torch.zeros(2), 0), ValueError, "n >= 1"),
     ("health eps 0", lambda t: _health().train_tabular_vae(0.0), ValueError, "eps"),
     ("health kind", lambda t: _health().synthetic_patients("gan"), ValueError, "kind"),
     ("steer top 0", lambda t: _steer(top=0.0), ValueError, "top"),

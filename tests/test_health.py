@@ -4,12 +4,22 @@ import numpy as np
 import pytest
 import torch
 
-from genai_lib.data import make_loader
+from genai_lib.data import load_mnist, make_loader
 from genai_lib.fidelity import closest_record_distance, correlation_gap, logistic_auc, marginal_ks
 from genai_lib.models.copula import GaussianCopula, normal_scores
+from genai_lib.models.cvae import CVAE
 from genai_lib.models.tabular_vae import TableScaler, TabularVAE, TabularVAEConfig, tabular_sample_loss
 from genai_lib.privacy import per_sample_grads
-from genai_lib.recipes.augment import KEEP, SCARCE_DIGIT, augment_scarce, scarce_train_set
+from genai_lib.recipes import augment
+from genai_lib.recipes.augment import (
+    KEEP,
+    SCARCE_CVAE,
+    SCARCE_DIGIT,
+    augment_scarce,
+    cvae_analogies,
+    scarce_train_set,
+    train_scarce_cvae,
+)
 from genai_lib.tabular import load_breast_cancer_table, patient_split
 from genai_lib.train import fit
 
@@ -132,6 +142,70 @@ def test_scarce_set_and_augmentations():
     assert not torch.equal(a1, o)  # the distortions changed the images
     with pytest.raises(ValueError, match="target"):
         augment_scarce("oversample", x, y, target=5)
+
+
+def _nearest(a, b):
+    """Each row of a's exact distance to its nearest row of b (no matmul shortcut: exact zeros)."""
+    return torch.cdist(a.flatten(1), b.flatten(1), compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+
+
+def _untrained_cvae():
+    torch.manual_seed(0)
+    return CVAE(SCARCE_CVAE).eval()
+
+
+def test_cvae_analogies_take_styles_from_other_digits_only():
+    x, y = scarce_train_set(fast=True)
+    model = _untrained_cvae()
+    seen = []
+    model.encoder.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+    rows = cvae_analogies(model, x, y, 30, generator=torch.Generator().manual_seed(0))
+    assert rows.shape == (30, 1, 28, 28) and rows.min() >= 0 and rows.max() <= 1
+    labels = seen[0][:, 784:].argmax(1)  # the one-hot labels the encoder was given
+    assert len(labels) == 30 and not bool((labels == SCARCE_DIGIT).any())
+    src = seen[0][:, :784]  # each encoded image is a real training row of another digit
+    others = x[y != SCARCE_DIGIT].flatten(1)
+    assert bool((_nearest(src, others) == 0).all())
+    again = cvae_analogies(model, x, y, 30, generator=torch.Generator().manual_seed(0))
+    other = cvae_analogies(model, x, y, 30, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(rows, again) and not torch.equal(rows, other)
+
+
+@pytest.mark.parametrize("method", ["cvae", "cvae+classical"])
+def test_cvae_methods_shapes_labels_and_seeding(method):
+    x, y = scarce_train_set(fast=True)
+    model = _untrained_cvae()
+    xa, ya = augment_scarce(method, x, y, cvae=model, target=60, seed=0)
+    assert int((ya == SCARCE_DIGIT).sum()) == 60 and len(xa) == len(ya) == len(x) - KEEP + 60
+    assert torch.equal(xa[ya != SCARCE_DIGIT], x[y != SCARCE_DIGIT])  # the other digits untouched
+    assert xa.min() >= 0 and xa.max() <= 1
+    new = xa[ya == SCARCE_DIGIT]
+    if method == "cvae":  # the real examples first, then KEEP..60 generated rows
+        assert torch.equal(new[:KEEP], x[y == SCARCE_DIGIT])
+        assert bool((_nearest(new[KEEP:], x) > 1).all())  # made, not copied
+    again, _ = augment_scarce(method, x, y, cvae=model, target=60, seed=0)
+    other, _ = augment_scarce(method, x, y, cvae=model, target=60, seed=1)
+    assert torch.equal(xa, again) and not torch.equal(xa, other)
+
+
+def test_scarce_cvae_trains_on_the_imbalanced_set_only(monkeypatch):
+    seen = {}
+    real_fit = augment.fit
+
+    def spy(model, loader, **kw):
+        seen["x"], seen["y"] = loader.tensors
+        return real_fit(model, loader, **kw)
+
+    monkeypatch.setattr(augment, "fit", spy)
+    model, h = train_scarce_cvae(fast=True, cache=False)
+    assert isinstance(model, CVAE) and h.logs["loss"][-1] < h.logs["loss"][0]
+    xall, yall = load_mnist("train", limit=1000)
+    kept = xall[yall == SCARCE_DIGIT][:KEEP].flatten(1)  # the only 8s it may see
+    eights = seen["x"][seen["y"] == SCARCE_DIGIT].flatten(1)
+    assert len(eights) == augment.SCARCE["fast"]["target"]
+    assert bool((_nearest(eights, kept) == 0).all())
+    xt, _ = load_mnist("test")
+    assert bool((_nearest(seen["x"], xt) > 0).all())  # and never a test digit
 
 
 class _Categorical(torch.nn.Module):
