@@ -100,10 +100,15 @@ class CVAE(LabelDecoder):
         self.encoder = mlp([784 + k, h, 2 * z])  # (B, D + K) -> (B, 2Z)
         self.decoder = mlp([z + k, h, 784])  # (B, Z + K) -> (B, D) logits
 
+    def posterior(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | x, y)'s mean and log-variance, each (B, Z); no checks."""
+        mu, logvar = self.encoder(torch.cat([x.flatten(1), self._onehot(y)], 1)).chunk(2, 1)
+        return mu, logvar
+
     def terms(self, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-image -log p(x | z, y) and KL (each (B,)) for the noise ``eps`` (B, Z); no checks."""
         oh = self._onehot(y)
-        mu, logvar = self.encoder(torch.cat([x.flatten(1), oh], 1)).chunk(2, 1)
+        mu, logvar = self.posterior(x, y)
         zs = mu + torch.exp(0.5 * logvar) * eps  # reparameterisation
         logits = self.decoder(torch.cat([zs, oh], 1)).view(-1, 1, 28, 28)
         return bernoulli_nll(logits, x), gaussian_kl(mu, logvar)

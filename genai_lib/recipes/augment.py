@@ -150,8 +150,7 @@ def cvae_analogies(
     idx = torch.randint(int(rest.sum()), (n,), generator=generator)
     xs, ys = x[rest][idx], y[rest][idx]
     w = model.decoder[0].weight
-    onehot = torch.nn.functional.one_hot(ys, model.cfg.n_classes).to(w)
-    mu, _ = model.encoder(torch.cat([xs.flatten(1).to(w), onehot], 1)).chunk(2, 1)  # q(z | x, y)'s mean
+    mu, _ = model.posterior(xs.to(w), ys.to(w.device))  # q(z | x, y)'s mean: the style
     return model.decode(mu, torch.full((n,), SCARCE_DIGIT, device=w.device)).cpu()
 
 
